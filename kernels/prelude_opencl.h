@@ -1,0 +1,26 @@
+/* photonqd prelude for OpenCL C 1.2 (PoCL, vendor GPU drivers). Maps the portable names used by
+ * philox.h and transport.cl onto OpenCL built-ins. Keep in step with prelude_cuda.h. */
+#pragma OPENCL EXTENSION cl_khr_int64_base_atomics : enable
+#define PQ_OPENCL 1
+#define PQ_KERNEL __kernel
+#define PQ_GLOBAL __global
+#define PQ_DEVICE
+#define PQ_THREAD_ID ((pq_u32)get_global_id(0))
+typedef uint pq_u32;
+typedef ulong pq_u64;
+typedef long pq_i64;
+typedef ushort pq_u16;
+#define PQ_MULHI(a, b) mul_hi((pq_u32)(a), (pq_u32)(b))
+#define PQ_ATOMIC_ADD_I64(ptr, v) atom_add((volatile __global long *)(ptr), (long)(v))
+/* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit. */
+#define PQ_TO_I64(x) convert_long_rte(x)
+#define PQ_LOG(x) log(x)
+#define PQ_EXP(x) exp(x)
+#define PQ_EXPM1(x) expm1(x)
+#define PQ_SQRT(x) sqrt(x)
+#define PQ_COS(x) cos(x)
+#define PQ_SIN(x) sin(x)
+#define PQ_FABS(x) fabs(x)
+#define PQ_FLOOR(x) floor(x)
+#define PQ_FMIN(a, b) fmin(a, b)
+#define PQ_FMAX(a, b) fmax(a, b)

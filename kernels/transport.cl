@@ -1,0 +1,399 @@
+/* photonqd voxel Monte Carlo transport: one source for OpenCL C and CUDA C++.
+ *
+ * Compiled after a backend prelude (prelude_opencl.h / prelude_cuda.h), philox.h and a block of
+ * #defines written by photonqd/kernel_source.py: parameter indices (FP_*, IP_*), tally slots
+ * (TALLY_*), event codes (EV_*) and feature switches (PQ_SOURCE, PQ_BC_*, PQ_SPECULAR,
+ * PQ_TIME_GATE, PQ_FLUENCE, PQ_EXIT_MAP, PQ_TRACE).
+ *
+ * photonqd/backends/numpy_backend.py is the executable specification of this algorithm: both
+ * consume random numbers in the same order (see "draw" comments), so a photon follows the same
+ * path on every backend up to floating-point rounding.
+ *
+ * Units: mm, mm^-1, ns. Grid: voxel (i, j, k) spans [i dx, (i+1) dx) x ...; labels are stored
+ * C-order, flat index (i * NY + j) * NZ + k. Label 0 is the ambient medium.
+ */
+
+#define PQ_C0 299.792458f            /* speed of light in vacuum, mm/ns */
+#define PQ_FAR 3.0e38f
+#define PQ_FIX_W 4294967296.0f       /* fixed point: 2^32 per unit photon weight */
+#define PQ_FIX_L 16777216.0f         /* fixed point: 2^24 per unit weight x mm (track length) */
+#define PQ_TWO_PI 6.283185307179586f
+
+#define BC_ESCAPE 0
+#define BC_MIRROR 1
+#define BC_CYCLIC 2
+
+#define SRC_PENCIL 0
+#define SRC_GAUSSIAN 1
+#define SRC_DISK 2
+#define SRC_RECTANGLE 3
+#define SRC_ISOTROPIC 4
+
+typedef struct {
+    float p[3];      /* position, mm */
+    float u[3];      /* direction cosines */
+    int v[3];        /* voxel index */
+    float w;         /* weight */
+    float t;         /* time of flight, ns */
+    float s;         /* remaining dimensionless scattering path */
+    int label;
+    int bin;         /* wavelength bin */
+} pq_photon;
+
+PQ_DEVICE int pq_face_bc(int face)
+{
+    switch (face) {
+    case 0: return PQ_BC_XMIN;
+    case 1: return PQ_BC_XMAX;
+    case 2: return PQ_BC_YMIN;
+    case 3: return PQ_BC_YMAX;
+    case 4: return PQ_BC_ZMIN;
+    default: return PQ_BC_ZMAX;
+    }
+}
+
+PQ_DEVICE pq_i64 pq_fix_w(float w) { return PQ_TO_I64(w * PQ_FIX_W); }
+
+PQ_DEVICE void pq_tally_add(PQ_GLOBAL pq_i64 *tally, int slot, pq_i64 v)
+{
+    if (v != 0) PQ_ATOMIC_ADD_I64(tally + slot, v);
+}
+
+/* Unpolarised Fresnel reflectance from n1 into n2 at incidence cosine cos_i; cos_t receives the
+ * transmitted cosine. Total internal reflection returns 1. */
+PQ_DEVICE float pq_fresnel(float n1, float n2, float cos_i, float *cos_t)
+{
+    float eta = n1 / n2;
+    float sin_t2 = eta * eta * (1.0f - cos_i * cos_i);
+    if (sin_t2 >= 1.0f) { *cos_t = 0.0f; return 1.0f; }
+    float ct = PQ_SQRT(1.0f - sin_t2);
+    *cos_t = ct;
+    float rs = (n1 * cos_i - n2 * ct) / (n1 * cos_i + n2 * ct);
+    float rp = (n1 * ct - n2 * cos_i) / (n1 * ct + n2 * cos_i);
+    return 0.5f * (rs * rs + rp * rp);
+}
+
+/* Snell refraction through a face normal to `axis`: tangential components scale by n1/n2. */
+PQ_DEVICE void pq_refract(pq_photon *ph, int axis, float eta, float cos_t)
+{
+    for (int a = 0; a < 3; ++a)
+        ph->u[a] = (a == axis) ? (ph->u[a] > 0.0f ? cos_t : -cos_t) : ph->u[a] * eta;
+}
+
+PQ_DEVICE int pq_flat(const int *v, int ny, int nz) { return (v[0] * ny + v[1]) * nz + v[2]; }
+
+/* Distance along u to the next face of the current voxel; `axis` receives the face's axis. */
+PQ_DEVICE float pq_to_boundary(const pq_photon *ph, const float *d, int *axis)
+{
+    float best = PQ_FAR;
+    int ax = 2;
+    for (int a = 0; a < 3; ++a) {
+        if (ph->u[a] == 0.0f) continue;
+        float plane = (float)(ph->v[a] + (ph->u[a] > 0.0f ? 1 : 0)) * d[a];
+        float dist = PQ_FMAX((plane - ph->p[a]) / ph->u[a], 0.0f);
+        if (dist < best) { best = dist; ax = a; }
+    }
+    *axis = ax;
+    return best;
+}
+
+PQ_DEVICE void pq_move(pq_photon *ph, float dist)
+{
+    for (int a = 0; a < 3; ++a) ph->p[a] += dist * ph->u[a];
+}
+
+/* Henyey-Greenstein deflection and rotation of u (two draws: cos theta, then phi). */
+PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
+{
+    float xi = pq_uniform(rng);                                  /* draw: cos theta */
+    float ct;
+    if (PQ_FABS(g) < 1.0e-6f) {
+        ct = 2.0f * xi - 1.0f;
+    } else {
+        float f = (1.0f - g * g) / (1.0f - g + 2.0f * g * xi);
+        ct = (1.0f + g * g - f * f) / (2.0f * g);
+    }
+    ct = PQ_FMIN(PQ_FMAX(ct, -1.0f), 1.0f);
+    float st = PQ_SQRT(1.0f - ct * ct);
+    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: phi */
+    float cp = PQ_COS(phi), sp = PQ_SIN(phi);
+    float ux = ph->u[0], uy = ph->u[1], uz = ph->u[2];
+    if (PQ_FABS(uz) > 0.99999f) {
+        ph->u[0] = st * cp;
+        ph->u[1] = st * sp;
+        ph->u[2] = uz > 0.0f ? ct : -ct;
+    } else {
+        float r = PQ_SQRT(1.0f - uz * uz);
+        ph->u[0] = st * (ux * uz * cp - uy * sp) / r + ux * ct;
+        ph->u[1] = st * (uy * uz * cp + ux * sp) / r + uy * ct;
+        ph->u[2] = -st * cp * r + uz * ct;
+    }
+    float norm = 1.0f / PQ_SQRT(ph->u[0] * ph->u[0] + ph->u[1] * ph->u[1] + ph->u[2] * ph->u[2]);
+    for (int a = 0; a < 3; ++a) ph->u[a] *= norm;
+}
+
+/* Position and direction from the source (draws as listed per source type). */
+PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
+{
+    for (int a = 0; a < 3; ++a) {
+        ph->p[a] = fp[FP_SRC_POS + a];
+        ph->u[a] = fp[FP_SRC_DIR + a];
+    }
+#if PQ_SOURCE == SRC_GAUSSIAN || PQ_SOURCE == SRC_DISK
+    float xi = pq_uniform(rng);                                  /* draw: radius */
+    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: azimuth */
+#if PQ_SOURCE == SRC_GAUSSIAN
+    float r = fp[FP_SRC_SIZE] * PQ_SQRT(-0.5f * PQ_LOG(xi));     /* 1/e^2 intensity radius */
+#else
+    float r = fp[FP_SRC_SIZE] * PQ_SQRT(xi);
+#endif
+    float c = r * PQ_COS(phi), s = r * PQ_SIN(phi);
+    for (int a = 0; a < 3; ++a) ph->p[a] += c * fp[FP_SRC_E1 + a] + s * fp[FP_SRC_E2 + a];
+#elif PQ_SOURCE == SRC_RECTANGLE
+    float xa = pq_uniform(rng);                                  /* draw: along edge 1 */
+    float xb = pq_uniform(rng);                                  /* draw: along edge 2 */
+    for (int a = 0; a < 3; ++a) ph->p[a] += xa * fp[FP_SRC_E1 + a] + xb * fp[FP_SRC_E2 + a];
+#elif PQ_SOURCE == SRC_ISOTROPIC
+    float ct = 2.0f * pq_uniform(rng) - 1.0f;                    /* draw: cos theta */
+    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: phi */
+    float st = PQ_SQRT(PQ_FMAX(1.0f - ct * ct, 0.0f));
+    ph->u[0] = st * PQ_COS(phi);
+    ph->u[1] = st * PQ_SIN(phi);
+    ph->u[2] = ct;
+#endif
+}
+
+#if PQ_TRACE
+PQ_DEVICE void pq_trace(PQ_GLOBAL float *trace, int slot, int *count, const pq_photon *ph, int event)
+{
+    if (slot < 0 || *count >= TRACE_LEN) return;
+    PQ_GLOBAL float *rec = trace + ((pq_u64)slot * TRACE_LEN + (pq_u64)(*count)) * 8u;
+    for (int a = 0; a < 3; ++a) { rec[a] = ph->p[a]; rec[3 + a] = ph->u[a]; }
+    rec[6] = ph->w;
+    rec[7] = (float)event;
+    *count += 1;
+}
+#define PQ_RECORD(ev) pq_trace(trace, trace_slot, &trace_count, &ph, (ev))
+#else
+#define PQ_RECORD(ev)
+#endif
+
+PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
+                            PQ_GLOBAL const float *optics,   /* [bin][label][mua, mus, g, n] */
+                            PQ_GLOBAL const float *fp,       /* float parameters, FP_* */
+                            PQ_GLOBAL const int *ip,         /* integer parameters, IP_* */
+                            PQ_GLOBAL pq_i64 *tally,
+                            PQ_GLOBAL float *trace,
+                            PQ_GLOBAL const pq_u32 *trace_ids,
+                            pq_u32 seed_lo, pq_u32 seed_hi,
+                            pq_u32 first_lo, pq_u32 first_hi, pq_u32 n_photons)
+{
+    pq_u32 gid = PQ_THREAD_ID;
+    if (gid >= n_photons) return;
+    pq_u64 photon = (((pq_u64)first_hi << 32) | (pq_u64)first_lo) + (pq_u64)gid;
+
+    const int nv[3] = {ip[IP_NX], ip[IP_NY], ip[IP_NZ]};
+    const int nlabel = ip[IP_NLABEL];
+    const float d[3] = {fp[FP_DX], fp[FP_DY], fp[FP_DZ]};
+    const float n_amb = fp[FP_N_AMBIENT];
+    const int off_scalar = ip[IP_OFF_SCALAR];
+
+    pq_rng rng;
+    pq_rng_init(&rng, seed_lo, seed_hi, photon, 0u);
+
+#if PQ_TRACE
+    int trace_slot = -1, trace_count = 0;
+    for (int i = 0; i < ip[IP_N_TRACE]; ++i)
+        if ((pq_u64)trace_ids[2 * i] + ((pq_u64)trace_ids[2 * i + 1] << 32) == photon) trace_slot = i;
+#endif
+
+    pq_photon ph;
+    ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
+    ph.bin = ip[IP_SRC_BIN];
+    pq_launch(&ph, fp, &rng);
+
+    /* Enter the grid: a start outside the box or on its surface is moved to the entry point. */
+    int axis = 2;
+    int from_ambient = 0;
+    int inside = 1;
+    for (int a = 0; a < 3; ++a)
+        if (!(ph.p[a] > 0.0f && ph.p[a] < (float)nv[a] * d[a])) inside = 0;
+    if (!inside) {
+        float t_in = -PQ_FAR, t_out = PQ_FAR;
+        for (int a = 0; a < 3; ++a) {
+            float lo = 0.0f, hi = (float)nv[a] * d[a];
+            if (ph.u[a] == 0.0f) {
+                if (ph.p[a] <= lo || ph.p[a] >= hi) t_out = -PQ_FAR;
+                continue;
+            }
+            float t0 = (lo - ph.p[a]) / ph.u[a], t1 = (hi - ph.p[a]) / ph.u[a];
+            float tn = PQ_FMIN(t0, t1), tf = PQ_FMAX(t0, t1);
+            if (tn > t_in) { t_in = tn; axis = a; }
+            t_out = PQ_FMIN(t_out, tf);
+        }
+        if (t_out <= PQ_FMAX(t_in, 0.0f)) {
+            pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph.w));
+            PQ_RECORD(EV_MISSED);
+            return;
+        }
+        pq_move(&ph, PQ_FMAX(t_in, 0.0f));
+        ph.p[axis] = ph.u[axis] > 0.0f ? 0.0f : (float)nv[axis] * d[axis];
+        from_ambient = 1;
+    }
+    for (int a = 0; a < 3; ++a) {
+        float f = ph.p[a] / d[a];
+        int i = (int)PQ_FLOOR(f);
+        if ((float)i == f && ph.u[a] < 0.0f) i -= 1;       /* on a face: take the voxel ahead */
+        ph.v[a] = i < 0 ? 0 : (i >= nv[a] ? nv[a] - 1 : i);
+    }
+    ph.label = labels[pq_flat(ph.v, nv[1], nv[2])];
+    /* Ambient voxels at the start are crossed without interaction until tissue is reached. */
+    while (ph.label == 0) {
+        from_ambient = 1;
+        float dist = pq_to_boundary(&ph, d, &axis);
+        int step = ph.u[axis] > 0.0f ? 1 : -1;
+        pq_move(&ph, dist);
+        ph.p[axis] = (float)(ph.v[axis] + (step > 0 ? 1 : 0)) * d[axis];
+        ph.v[axis] += step;
+        if (ph.v[axis] < 0 || ph.v[axis] >= nv[axis]) {
+            pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph.w));
+            PQ_RECORD(EV_MISSED);
+            return;
+        }
+        ph.label = labels[pq_flat(ph.v, nv[1], nv[2])];
+    }
+#if PQ_SPECULAR
+    if (from_ambient) {  /* specular reflection at entry: deterministic weight loss, reported */
+        int o = (ph.bin * nlabel + ph.label) * 4;
+        float n_in = optics[o + 3];
+        if (n_in != n_amb) {
+            float cos_t;
+            float r = pq_fresnel(n_amb, n_in, PQ_FABS(ph.u[axis]), &cos_t);
+            float w_in = ph.w * (1.0f - r);
+            pq_tally_add(tally, off_scalar + TALLY_SPECULAR, pq_fix_w(ph.w) - pq_fix_w(w_in));
+            ph.w = w_in;
+            if (r >= 1.0f) { PQ_RECORD(EV_MISSED); return; }
+            pq_refract(&ph, axis, n_amb / n_in, cos_t);
+        }
+    }
+#endif
+    PQ_RECORD(EV_LAUNCH);
+
+    int flat = pq_flat(ph.v, nv[1], nv[2]);
+    float w_voxel = ph.w;       /* weight when the current voxel was entered (absorbed = difference) */
+    float track = 0.0f;         /* weight x path length in the current voxel, for the fluence */
+    int interactions = 0;
+    int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
+
+    for (;;) {
+        if (ph.s <= 0.0f) ph.s = -PQ_LOG(pq_uniform(&rng));  /* draw: free path */
+        int o = (ph.bin * nlabel + ph.label) * 4;
+        float mua = optics[o], mus = optics[o + 1], g = optics[o + 2], n = optics[o + 3];
+
+        float dist = pq_to_boundary(&ph, d, &axis);
+        int event = EV_CROSS;
+        if (mus > 0.0f && ph.s <= dist * mus) { dist = ph.s / mus; event = EV_SCATTER; }
+#if PQ_TIME_GATE
+        float d_gate = (fp[FP_T_GATE] - ph.t) * PQ_C0 / n;
+        if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
+#endif
+        pq_move(&ph, dist);
+        ph.t += dist * n / PQ_C0;
+        float w_new = ph.w * PQ_EXP(-mua * dist);
+#if PQ_FLUENCE
+        /* track-length estimator: integral of the weight along the step */
+        track += mua > 0.0f ? (ph.w - w_new) / mua : ph.w * dist;
+#endif
+        ph.w = w_new;
+        ph.s = event == EV_SCATTER ? 0.0f : ph.s - dist * mus;
+
+        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_RECORD(EV_GATE); break; }
+
+        if (event == EV_SCATTER) {
+            pq_scatter(&ph, g, &rng);
+            interactions += 1;
+            PQ_RECORD(EV_SCATTER);
+            if (ph.w < fp[FP_ROULETTE_W]) {  /* unbiased Russian roulette; net weight tallied */
+                pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
+                float m = fp[FP_ROULETTE_M];
+                if (pq_uniform(&rng) * m < 1.0f) {                /* draw: roulette */
+                    float w_up = ph.w * m;
+                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, pq_fix_w(w_up) - pq_fix_w(ph.w));
+                    ph.w = w_up;
+                    w_voxel = w_up;
+                } else {
+                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, -pq_fix_w(ph.w));
+                    w_voxel = 0.0f;
+                    ph.w = 0.0f;
+                    PQ_RECORD(EV_ROULETTE);
+                    break;
+                }
+            }
+            continue;
+        }
+
+        /* EV_CROSS: the photon is on the face of its voxel normal to `axis` */
+        int step = ph.u[axis] > 0.0f ? 1 : -1;
+        ph.p[axis] = (float)(ph.v[axis] + (step > 0 ? 1 : 0)) * d[axis];
+        int next = ph.v[axis] + step;
+        int outside = next < 0 || next >= nv[axis];
+        int face = 2 * axis + (step > 0 ? 1 : 0);
+        int bc = outside ? pq_face_bc(face) : BC_ESCAPE;
+        if (outside && bc == BC_MIRROR) {
+            ph.u[axis] = -ph.u[axis];
+            PQ_RECORD(EV_REFLECT);
+            continue;
+        }
+        if (outside && bc == BC_CYCLIC) { next = step > 0 ? 0 : nv[axis] - 1; outside = 0; }
+        int next_label = 0;
+        if (!outside) {
+            int keep = ph.v[axis];
+            ph.v[axis] = next;
+            next_label = labels[pq_flat(ph.v, nv[1], nv[2])];
+            ph.v[axis] = keep;
+        }
+        float n_next = next_label == 0 ? n_amb : optics[(ph.bin * nlabel + next_label) * 4 + 3];
+        if (n_next != n) {
+            float cos_t;
+            float r = pq_fresnel(n, n_next, PQ_FABS(ph.u[axis]), &cos_t);
+            if (pq_uniform(&rng) < r) {                           /* draw: reflect or refract */
+                ph.u[axis] = -ph.u[axis];
+                PQ_RECORD(EV_REFLECT);
+                continue;
+            }
+            pq_refract(&ph, axis, n / n_next, cos_t);
+        }
+        if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
+            final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
+#if PQ_EXIT_MAP
+            if (outside && face == 4 && -ph.u[2] >= fp[FP_MAP_COS]) {
+                int px = (int)PQ_FLOOR((ph.p[0] - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
+                int py = (int)PQ_FLOOR((ph.p[1] - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
+                if (px >= 0 && px < ip[IP_MAP_NX] && py >= 0 && py < ip[IP_MAP_NY])
+                    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph.w));
+            }
+#endif
+            PQ_RECORD(EV_ESCAPE);
+            break;
+        }
+        /* into the next voxel: settle this voxel's tallies first */
+        pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
+#if PQ_FLUENCE
+        pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
+        track = 0.0f;
+#endif
+        w_voxel = ph.w;
+        if (next != ph.v[axis] + step) ph.p[axis] = step > 0 ? 0.0f : (float)nv[axis] * d[axis];
+        ph.v[axis] = next;
+        ph.label = next_label;
+        flat = pq_flat(ph.v, nv[1], nv[2]);
+        PQ_RECORD(EV_CROSS);
+    }
+
+    pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
+#if PQ_FLUENCE
+    pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
+#endif
+    if (final_slot >= 0) pq_tally_add(tally, off_scalar + final_slot, pq_fix_w(ph.w));
+    pq_tally_add(tally, off_scalar + TALLY_INTERACTIONS, (pq_i64)interactions);
+}

@@ -1,0 +1,128 @@
+"""The medium: a voxel label volume, its optical-property table and the box's boundary conditions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FACES = ("x-", "x+", "y-", "y+", "z-", "z+")
+BOUNDARY_CONDITIONS = ("escape", "mirror", "cyclic")
+BC_CODES = {name: code for code, name in enumerate(BOUNDARY_CONDITIONS)}  # shared with kernels/
+
+#: Largest grid the 32-bit voxel indexing of the kernels supports.
+MAX_VOXELS = 2**31 - 1
+
+
+def _as_boundary(boundary) -> dict[str, str]:
+    if isinstance(boundary, str):
+        boundary = {face: boundary for face in FACES}
+    boundary = dict(boundary)
+    unknown = set(boundary) - set(FACES)
+    if unknown:
+        raise ValueError(f"boundary: unknown face(s) {sorted(unknown)}; faces are {FACES}")
+    out = {face: boundary.get(face, "escape") for face in FACES}
+    for face, bc in out.items():
+        if bc not in BOUNDARY_CONDITIONS:
+            raise ValueError(f"boundary[{face!r}] = {bc!r}; allowed: {BOUNDARY_CONDITIONS}")
+    for lo, hi in (("x-", "x+"), ("y-", "y+"), ("z-", "z+")):
+        if (out[lo] == "cyclic") != (out[hi] == "cyclic"):
+            raise ValueError(f"boundary: cyclic must be set on both {lo} and {hi}")
+    return out
+
+
+@dataclass
+class Medium:
+    """A voxelised medium.
+
+    labels:     integer array (nx, ny, nz), uint8 or uint16; label 0 is the ambient medium.
+    voxel_size: (dx, dy, dz) in mm (a single number for cubic voxels).
+    optics:     float array (n_bins, n_labels, 4) of (mu_a [1/mm], mu_s [1/mm], g, n) per wavelength
+                bin and label; a (n_labels, 4) array is one bin. Row 0 (ambient) is not used.
+    n_ambient:  refractive index of the ambient medium (label 0 and outside the box).
+    boundary:   per face of the box ('x-', 'x+', 'y-', 'y+', 'z-', 'z+'): 'escape' (Fresnel against
+                n_ambient, then the photon leaves), 'mirror' or 'cyclic'; a string sets all six.
+    """
+
+    labels: np.ndarray
+    voxel_size: tuple[float, float, float] | float
+    optics: np.ndarray
+    n_ambient: float = 1.0
+    boundary: dict | str = field(default="escape")
+
+    def __post_init__(self):
+        labels = np.asarray(self.labels)
+        if labels.ndim != 3:
+            raise ValueError(f"labels: expected a 3-D array (nx, ny, nz), got shape {labels.shape}")
+        if labels.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"labels: dtype must be uint8 or uint16, got {labels.dtype}")
+        if labels.size == 0:
+            raise ValueError("labels: the volume is empty")
+        if labels.size > MAX_VOXELS:
+            raise ValueError(f"labels: {labels.size} voxels exceed the limit of {MAX_VOXELS}")
+        self.labels = np.ascontiguousarray(labels)
+
+        size = np.broadcast_to(np.asarray(self.voxel_size, dtype=np.float64), (3,)).copy()
+        if not np.all(np.isfinite(size)) or np.any(size <= 0):
+            raise ValueError(f"voxel_size: each of dx, dy, dz must be a finite number > 0 mm, got {size}")
+        self.voxel_size = tuple(float(s) for s in size)
+
+        optics = np.asarray(self.optics, dtype=np.float64)
+        if optics.ndim == 2:
+            optics = optics[None]
+        if optics.ndim != 3 or optics.shape[2] != 4:
+            raise ValueError("optics: expected shape (n_bins, n_labels, 4) or (n_labels, 4) with "
+                             f"columns (mu_a, mu_s, g, n), got {np.shape(self.optics)}")
+        max_label = int(labels.max())
+        if optics.shape[1] <= max_label:
+            raise ValueError(f"optics: label {max_label} occurs in the volume but the table has only "
+                             f"{optics.shape[1]} labels (rows 0..{optics.shape[1] - 1})")
+        tissue = optics[:, 1:, :]
+        for col, name, ok, allowed in (
+            (0, "mu_a", lambda x: x >= 0, ">= 0 1/mm"),
+            (1, "mu_s", lambda x: x >= 0, ">= 0 1/mm"),
+            (2, "g", lambda x: (x > -1) & (x < 1), "in (-1, 1)"),
+            (3, "n", lambda x: x >= 1, ">= 1"),
+        ):
+            values = tissue[:, :, col]
+            bad = ~(np.isfinite(values) & ok(values))
+            if bad.any():
+                b, lab = np.argwhere(bad)[0]
+                raise ValueError(f"optics: {name} of label {lab + 1} in bin {b} is {values[b, lab]}; "
+                                 f"allowed {allowed}")
+        self.optics = optics
+
+        if not (np.isfinite(self.n_ambient) and self.n_ambient >= 1.0):
+            raise ValueError(f"n_ambient must be >= 1, got {self.n_ambient}")
+        self.n_ambient = float(self.n_ambient)
+        self.boundary = _as_boundary(self.boundary)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.labels.shape)
+
+    @property
+    def extent(self) -> np.ndarray:
+        """Size of the box in mm along x, y, z."""
+        return np.array(self.shape) * np.array(self.voxel_size)
+
+    @property
+    def n_bins(self) -> int:
+        return self.optics.shape[0]
+
+    @property
+    def n_labels(self) -> int:
+        return self.optics.shape[1]
+
+    def label_at(self, position) -> int:
+        """Label of the voxel containing ``position`` (mm), or 0 outside the box."""
+        idx = np.floor(np.asarray(position, dtype=np.float64) / self.voxel_size).astype(int)
+        if np.any(idx < 0) or np.any(idx >= self.shape):
+            return 0
+        return int(self.labels[tuple(idx)])
+
+    @classmethod
+    def uniform(cls, shape, voxel_size, mua, mus, g, n, **kwargs) -> "Medium":
+        """A box filled with one tissue (label 1)."""
+        optics = np.array([[0.0, 0.0, 0.0, kwargs.get("n_ambient", 1.0)], [mua, mus, g, n]])
+        return cls(np.ones(shape, dtype=np.uint8), voxel_size, optics, **kwargs)

@@ -1,0 +1,151 @@
+"""Light sources. Positions in mm in the grid frame (origin at the volume's corner, +z into tissue).
+
+A source that starts outside the box, on its surface or in an ambient (label 0) voxel enters the
+tissue through the ambient medium: with ``specular=True`` (default) the Fresnel reflection at
+entry is removed from the weight, reported as the specular reflectance, and the direction is
+refracted. ``specular=False`` launches into the tissue unchanged (MCX's DoSpecular = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .medium import Medium
+
+SOURCE_CODES = {"pencil": 0, "gaussian": 1, "disk": 2, "rectangle": 3, "isotropic": 4}  # kernels/
+
+
+def _vector(name: str, value) -> np.ndarray:
+    v = np.asarray(value, dtype=np.float64)
+    if v.shape != (3,) or not np.all(np.isfinite(v)):
+        raise ValueError(f"{name}: expected three finite numbers (x, y, z), got {value!r}")
+    return v
+
+
+def _unit(name: str, value) -> np.ndarray:
+    v = _vector(name, value)
+    norm = np.linalg.norm(v)
+    if norm == 0:
+        raise ValueError(f"{name}: the zero vector has no direction")
+    return v / norm
+
+
+def _perpendicular_basis(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    helper = np.array([1.0, 0.0, 0.0]) if abs(direction[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(direction, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(direction, e1)
+
+
+@dataclass
+class Source:
+    """Base class: a position, a direction and the parameters the kernel reads."""
+
+    position: tuple = (0.0, 0.0, 0.0)
+    direction: tuple = (0.0, 0.0, 1.0)
+    specular: bool = True
+    wavelength_bin: int = 0
+    kind: str = field(init=False, default="pencil")
+
+    def __post_init__(self):
+        self.position = _vector("position", self.position)
+        self.direction = _unit("direction", self.direction)
+        self.wavelength_bin = int(self.wavelength_bin)
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two vectors the kernel combines with its draws (see kernels/transport.cl)."""
+        return _perpendicular_basis(self.direction)
+
+    def size(self) -> float:
+        return 0.0
+
+    def check(self, medium: Medium) -> None:
+        """Raise ValueError if this source cannot launch into ``medium``."""
+        if not 0 <= self.wavelength_bin < medium.n_bins:
+            raise ValueError(f"wavelength_bin: {self.wavelength_bin} not in [0, {medium.n_bins - 1}]")
+        extent = medium.extent
+        p, u = self.position, self.direction
+        strictly_inside = np.all(p > 0) and np.all(p < extent)
+        if strictly_inside:
+            if medium.label_at(p) == 0:
+                raise ValueError(f"position: {tuple(p)} mm lies in an ambient (label 0) voxel")
+            return
+        # outside or on the surface: the central ray must enter the box
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t0, t1 = (0.0 - p) / u, (extent - p) / u
+        near = np.where(u != 0, np.minimum(t0, t1), np.where((p > 0) & (p < extent), -np.inf, np.inf))
+        far = np.where(u != 0, np.maximum(t0, t1), np.where((p > 0) & (p < extent), np.inf, -np.inf))
+        if not max(near.max(), 0.0) < far.min():
+            raise ValueError(f"position/direction: the source at {tuple(p)} mm pointing {tuple(u)} "
+                             f"does not enter the grid (box 0..{tuple(extent)} mm)")
+
+
+@dataclass
+class PencilBeam(Source):
+    """An infinitely thin collimated beam."""
+
+
+@dataclass
+class GaussianBeam(Source):
+    """Collimated beam with a Gaussian profile; ``waist`` is the 1/e² intensity radius in mm."""
+
+    waist: float = 1.0
+    kind: str = field(init=False, default="gaussian")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (np.isfinite(self.waist) and self.waist > 0):
+            raise ValueError(f"waist: must be > 0 mm, got {self.waist}")
+
+    def size(self) -> float:
+        return float(self.waist)
+
+
+@dataclass
+class DiskSource(Source):
+    """Collimated beam with a uniform (top-hat) disk profile of ``radius`` mm."""
+
+    radius: float = 1.0
+    kind: str = field(init=False, default="disk")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (np.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"radius: must be > 0 mm, got {self.radius}")
+
+    def size(self) -> float:
+        return float(self.radius)
+
+
+@dataclass
+class RectangleSource(Source):
+    """Uniform collimated planar source: ``position`` is a corner, ``edge1``/``edge2`` span it (mm)."""
+
+    edge1: tuple = (1.0, 0.0, 0.0)
+    edge2: tuple = (0.0, 1.0, 0.0)
+    kind: str = field(init=False, default="rectangle")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.edge1 = _vector("edge1", self.edge1)
+        self.edge2 = _vector("edge2", self.edge2)
+        if np.linalg.norm(np.cross(self.edge1, self.edge2)) == 0:
+            raise ValueError("edge1, edge2: must be non-zero and not parallel")
+
+    def edges(self):
+        return self.edge1, self.edge2
+
+
+@dataclass
+class IsotropicPoint(Source):
+    """A point emitting uniformly in all directions; must lie inside tissue."""
+
+    kind: str = field(init=False, default="isotropic")
+
+    def check(self, medium: Medium) -> None:
+        super().check(medium)
+        p = self.position
+        if not (np.all(p > 0) and np.all(p < medium.extent)):
+            raise ValueError(f"position: an isotropic point source must lie inside the grid, got {tuple(p)}")

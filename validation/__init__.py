@@ -1,0 +1,1 @@
+"""Validation cases with published reference values, and their runner."""

@@ -163,21 +163,249 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
 #endif
 }
 
+/* Grid constants read once per thread. */
+typedef struct {
+    int nv[3];       /* voxels along x, y, z */
+    float d[3];      /* voxel size, mm */
+    float n_amb;     /* ambient refractive index */
+    int nlabel;      /* labels per wavelength bin in the optics table */
+} pq_grid;
+
+typedef struct {
+    PQ_GLOBAL float *buf;
+    int slot;        /* this photon's row in the trace buffer, or -1 */
+    int count;       /* events recorded so far */
+} pq_tracer;
+
 #if PQ_TRACE
-PQ_DEVICE void pq_trace(PQ_GLOBAL float *trace, int slot, int *count, const pq_photon *ph, int event)
+PQ_DEVICE void pq_trace(pq_tracer *tr, const pq_photon *ph, int event)
 {
-    if (slot < 0 || *count >= TRACE_LEN) return;
-    PQ_GLOBAL float *rec = trace + ((pq_u64)slot * TRACE_LEN + (pq_u64)(*count)) * 8u;
+    if (tr->slot < 0 || tr->count >= TRACE_LEN) return;
+    PQ_GLOBAL float *rec = tr->buf + ((pq_u64)tr->slot * TRACE_LEN + (pq_u64)tr->count) * 8u;
     for (int a = 0; a < 3; ++a) { rec[a] = ph->p[a]; rec[3 + a] = ph->u[a]; }
     rec[6] = ph->w;
     rec[7] = (float)event;
-    *count += 1;
+    tr->count += 1;
 }
-#define PQ_RECORD(ev) pq_trace(trace, trace_slot, &trace_count, &ph, (ev))
+#define PQ_RECORD(ph, ev) pq_trace(tracer, (ph), (ev))
 #else
-#define PQ_RECORD(ev)
+#define PQ_RECORD(ph, ev)
 #endif
 
+PQ_DEVICE int pq_label(PQ_GLOBAL const pq_u16 *labels, const pq_grid *grid, const int *v)
+{
+    return labels[pq_flat(v, grid->nv[1], grid->nv[2])];
+}
+
+/* Bring a launched photon into tissue. A start outside the box or on its surface moves to the
+ * entry point; ambient voxels are crossed without interaction; entering from the ambient medium
+ * applies the specular reflection (PQ_SPECULAR). Returns 0 if the photon never reaches tissue
+ * (its weight is then tallied as missed or specular). */
+PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u16 *labels,
+                       PQ_GLOBAL const float *optics, PQ_GLOBAL pq_i64 *tally, int off_scalar,
+                       pq_tracer *tracer)
+{
+    int axis = 2;
+    int from_ambient = 0;
+    int inside = 1;
+    for (int a = 0; a < 3; ++a)
+        if (!(ph->p[a] > 0.0f && ph->p[a] < (float)grid->nv[a] * grid->d[a])) inside = 0;
+    int reached = 1;
+    if (!inside) {
+        float t_in = -PQ_FAR, t_out = PQ_FAR;
+        int parallel_outside = 0;
+        for (int a = 0; a < 3; ++a) {
+            float hi = (float)grid->nv[a] * grid->d[a];
+            if (ph->u[a] == 0.0f) {   /* parallel to this slab: inside it or never */
+                if (ph->p[a] <= 0.0f || ph->p[a] >= hi) parallel_outside = 1;
+                continue;
+            }
+            float t0 = -ph->p[a] / ph->u[a], t1 = (hi - ph->p[a]) / ph->u[a];
+            float tn = PQ_FMIN(t0, t1), tf = PQ_FMAX(t0, t1);
+            if (tn > t_in) { t_in = tn; axis = a; }
+            t_out = PQ_FMIN(t_out, tf);
+        }
+        if (parallel_outside || t_out <= PQ_FMAX(t_in, 0.0f)) {
+            reached = 0;
+        } else {
+            pq_move(ph, PQ_FMAX(t_in, 0.0f));
+            ph->p[axis] = ph->u[axis] > 0.0f ? 0.0f : (float)grid->nv[axis] * grid->d[axis];
+            from_ambient = 1;
+        }
+    }
+    if (reached) {
+        for (int a = 0; a < 3; ++a) {
+            float f = ph->p[a] / grid->d[a];
+            int i = (int)PQ_FLOOR(f);
+            if ((float)i == f && ph->u[a] < 0.0f) i -= 1;   /* on a face: take the voxel ahead */
+            ph->v[a] = i < 0 ? 0 : (i >= grid->nv[a] ? grid->nv[a] - 1 : i);
+        }
+        ph->label = pq_label(labels, grid, ph->v);
+    }
+    while (reached && ph->label == 0) {
+        from_ambient = 1;
+        float dist = pq_to_boundary(ph, grid->d, &axis);
+        int step = ph->u[axis] > 0.0f ? 1 : -1;
+        pq_move(ph, dist);
+        ph->p[axis] = (float)(ph->v[axis] + (step > 0 ? 1 : 0)) * grid->d[axis];
+        ph->v[axis] += step;
+        if (ph->v[axis] < 0 || ph->v[axis] >= grid->nv[axis]) reached = 0;
+        else ph->label = pq_label(labels, grid, ph->v);
+    }
+    if (!reached) {
+        pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph->w));
+        PQ_RECORD(ph, EV_MISSED);
+        return 0;
+    }
+#if PQ_SPECULAR
+    float n_in = optics[(ph->bin * grid->nlabel + ph->label) * 4 + 3];
+    if (from_ambient && n_in != grid->n_amb) {
+        float cos_t;
+        float r = pq_fresnel(grid->n_amb, n_in, PQ_FABS(ph->u[axis]), &cos_t);
+        float w_in = ph->w * (1.0f - r);
+        pq_tally_add(tally, off_scalar + TALLY_SPECULAR, pq_fix_w(ph->w) - pq_fix_w(w_in));
+        ph->w = w_in;
+        if (r >= 1.0f) {
+            PQ_RECORD(ph, EV_MISSED);
+            return 0;
+        }
+        pq_refract(ph, axis, grid->n_amb / n_in, cos_t);
+    }
+#endif
+    PQ_RECORD(ph, EV_LAUNCH);
+    return 1;
+}
+
+/* Transport a photon in tissue until it leaves, is lost to roulette or the time gate closes. */
+PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u16 *labels,
+                            PQ_GLOBAL const float *optics, PQ_GLOBAL const float *fp,
+                            PQ_GLOBAL const int *ip, PQ_GLOBAL pq_i64 *tally, pq_rng *rng,
+                            pq_tracer *tracer)
+{
+    const int off_scalar = ip[IP_OFF_SCALAR];
+    int axis;
+    int flat = pq_flat(ph->v, grid->nv[1], grid->nv[2]);
+    float w_voxel = ph->w;      /* weight when the current voxel was entered (absorbed = difference) */
+    float track = 0.0f;         /* weight x path length in the current voxel, for the fluence */
+    int interactions = 0;
+    int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
+
+    for (;;) {
+        if (ph->s <= 0.0f) ph->s = -PQ_LOG(pq_uniform(rng));   /* draw: free path */
+        int o = (ph->bin * grid->nlabel + ph->label) * 4;
+        float mua = optics[o], mus = optics[o + 1], g = optics[o + 2], n = optics[o + 3];
+
+        float dist = pq_to_boundary(ph, grid->d, &axis);
+        int event = EV_CROSS;
+        if (mus > 0.0f && ph->s <= dist * mus) { dist = ph->s / mus; event = EV_SCATTER; }
+#if PQ_TIME_GATE
+        float d_gate = (fp[FP_T_GATE] - ph->t) * PQ_C0 / n;
+        if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
+#endif
+        pq_move(ph, dist);
+        ph->t += dist * n / PQ_C0;
+        float w_new = ph->w * PQ_EXP(-mua * dist);
+#if PQ_FLUENCE
+        /* track-length estimator: integral of the weight along the step */
+        track += mua > 0.0f ? (ph->w - w_new) / mua : ph->w * dist;
+#endif
+        ph->w = w_new;
+        ph->s = event == EV_SCATTER ? 0.0f : ph->s - dist * mus;
+
+        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_RECORD(ph, EV_GATE); break; }
+
+        if (event == EV_SCATTER) {
+            pq_scatter(ph, g, rng);
+            interactions += 1;
+            PQ_RECORD(ph, EV_SCATTER);
+            if (ph->w < fp[FP_ROULETTE_W]) {  /* unbiased Russian roulette; net weight tallied */
+                pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+                float m = fp[FP_ROULETTE_M];
+                if (pq_uniform(rng) * m < 1.0f) {                 /* draw: roulette */
+                    float w_up = ph->w * m;
+                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, pq_fix_w(w_up) - pq_fix_w(ph->w));
+                    ph->w = w_up;
+                    w_voxel = w_up;
+                } else {
+                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, -pq_fix_w(ph->w));
+                    w_voxel = 0.0f;
+                    ph->w = 0.0f;
+                    PQ_RECORD(ph, EV_ROULETTE);
+                    break;
+                }
+            }
+            continue;
+        }
+
+        /* EV_CROSS: the photon is on the face of its voxel normal to `axis` */
+        int step = ph->u[axis] > 0.0f ? 1 : -1;
+        ph->p[axis] = (float)(ph->v[axis] + (step > 0 ? 1 : 0)) * grid->d[axis];
+        int next = ph->v[axis] + step;
+        int outside = next < 0 || next >= grid->nv[axis];
+        int face = 2 * axis + (step > 0 ? 1 : 0);
+        int bc = outside ? pq_face_bc(face) : BC_ESCAPE;
+        if (outside && bc == BC_MIRROR) {
+            ph->u[axis] = -ph->u[axis];
+            PQ_RECORD(ph, EV_REFLECT);
+            continue;
+        }
+        if (outside && bc == BC_CYCLIC) { next = step > 0 ? 0 : grid->nv[axis] - 1; outside = 0; }
+        int next_label = 0;
+        if (!outside) {
+            int keep = ph->v[axis];
+            ph->v[axis] = next;
+            next_label = pq_label(labels, grid, ph->v);
+            ph->v[axis] = keep;
+        }
+        float n_next = next_label == 0 ? grid->n_amb : optics[(ph->bin * grid->nlabel + next_label) * 4 + 3];
+        if (n_next != n) {
+            float cos_t;
+            float r = pq_fresnel(n, n_next, PQ_FABS(ph->u[axis]), &cos_t);
+            if (pq_uniform(rng) < r) {                            /* draw: reflect or refract */
+                ph->u[axis] = -ph->u[axis];
+                PQ_RECORD(ph, EV_REFLECT);
+                continue;
+            }
+            pq_refract(ph, axis, n / n_next, cos_t);
+        }
+        if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
+            final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
+#if PQ_EXIT_MAP
+            if (outside && face == 4 && -ph->u[2] >= fp[FP_MAP_COS]) {
+                int px = (int)PQ_FLOOR((ph->p[0] - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
+                int py = (int)PQ_FLOOR((ph->p[1] - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
+                if (px >= 0 && px < ip[IP_MAP_NX] && py >= 0 && py < ip[IP_MAP_NY])
+                    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph->w));
+            }
+#endif
+            PQ_RECORD(ph, EV_ESCAPE);
+            break;
+        }
+        /* into the next voxel: settle this voxel's tallies first */
+        pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+#if PQ_FLUENCE
+        pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
+        track = 0.0f;
+#endif
+        w_voxel = ph->w;
+        if (next != ph->v[axis] + step)   /* wrapped through a cyclic face */
+            ph->p[axis] = step > 0 ? 0.0f : (float)grid->nv[axis] * grid->d[axis];
+        ph->v[axis] = next;
+        ph->label = next_label;
+        flat = pq_flat(ph->v, grid->nv[1], grid->nv[2]);
+        PQ_RECORD(ph, EV_CROSS);
+    }
+
+    pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+#if PQ_FLUENCE
+    pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
+#endif
+    if (final_slot >= 0) pq_tally_add(tally, off_scalar + final_slot, pq_fix_w(ph->w));
+    pq_tally_add(tally, off_scalar + TALLY_INTERACTIONS, (pq_i64)interactions);
+}
+
+/* No early `return` in the kernel body: PoCL 3.1's work-group vectoriser (loopvec) miscompiled
+ * one, taking the wrong branch after it (tests/test_transport.py, rectangle source from air). */
 PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
                             PQ_GLOBAL const float *optics,   /* [bin][label][mua, mus, g, n] */
                             PQ_GLOBAL const float *fp,       /* float parameters, FP_* */
@@ -189,211 +417,27 @@ PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
                             pq_u32 first_lo, pq_u32 first_hi, pq_u32 n_photons)
 {
     pq_u32 gid = PQ_THREAD_ID;
-    if (gid >= n_photons) return;
-    pq_u64 photon = (((pq_u64)first_hi << 32) | (pq_u64)first_lo) + (pq_u64)gid;
+    if (gid < n_photons) {
+        pq_u64 photon = (((pq_u64)first_hi << 32) | (pq_u64)first_lo) + (pq_u64)gid;
+        pq_grid grid;
+        grid.nv[0] = ip[IP_NX]; grid.nv[1] = ip[IP_NY]; grid.nv[2] = ip[IP_NZ];
+        grid.d[0] = fp[FP_DX]; grid.d[1] = fp[FP_DY]; grid.d[2] = fp[FP_DZ];
+        grid.n_amb = fp[FP_N_AMBIENT];
+        grid.nlabel = ip[IP_NLABEL];
 
-    const int nv[3] = {ip[IP_NX], ip[IP_NY], ip[IP_NZ]};
-    const int nlabel = ip[IP_NLABEL];
-    const float d[3] = {fp[FP_DX], fp[FP_DY], fp[FP_DZ]};
-    const float n_amb = fp[FP_N_AMBIENT];
-    const int off_scalar = ip[IP_OFF_SCALAR];
-
-    pq_rng rng;
-    pq_rng_init(&rng, seed_lo, seed_hi, photon, 0u);
-
+        pq_tracer tracer;
+        tracer.buf = trace; tracer.slot = -1; tracer.count = 0;
 #if PQ_TRACE
-    int trace_slot = -1, trace_count = 0;
-    for (int i = 0; i < ip[IP_N_TRACE]; ++i)
-        if ((pq_u64)trace_ids[2 * i] + ((pq_u64)trace_ids[2 * i + 1] << 32) == photon) trace_slot = i;
+        for (int i = 0; i < ip[IP_N_TRACE]; ++i)
+            if ((pq_u64)trace_ids[2 * i] + ((pq_u64)trace_ids[2 * i + 1] << 32) == photon) tracer.slot = i;
 #endif
-
-    pq_photon ph;
-    ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
-    ph.bin = ip[IP_SRC_BIN];
-    pq_launch(&ph, fp, &rng);
-
-    /* Enter the grid: a start outside the box or on its surface is moved to the entry point. */
-    int axis = 2;
-    int from_ambient = 0;
-    int inside = 1;
-    for (int a = 0; a < 3; ++a)
-        if (!(ph.p[a] > 0.0f && ph.p[a] < (float)nv[a] * d[a])) inside = 0;
-    if (!inside) {
-        float t_in = -PQ_FAR, t_out = PQ_FAR;
-        for (int a = 0; a < 3; ++a) {
-            float lo = 0.0f, hi = (float)nv[a] * d[a];
-            if (ph.u[a] == 0.0f) {
-                if (ph.p[a] <= lo || ph.p[a] >= hi) t_out = -PQ_FAR;
-                continue;
-            }
-            float t0 = (lo - ph.p[a]) / ph.u[a], t1 = (hi - ph.p[a]) / ph.u[a];
-            float tn = PQ_FMIN(t0, t1), tf = PQ_FMAX(t0, t1);
-            if (tn > t_in) { t_in = tn; axis = a; }
-            t_out = PQ_FMIN(t_out, tf);
-        }
-        if (t_out <= PQ_FMAX(t_in, 0.0f)) {
-            pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph.w));
-            PQ_RECORD(EV_MISSED);
-            return;
-        }
-        pq_move(&ph, PQ_FMAX(t_in, 0.0f));
-        ph.p[axis] = ph.u[axis] > 0.0f ? 0.0f : (float)nv[axis] * d[axis];
-        from_ambient = 1;
+        pq_rng rng;
+        pq_rng_init(&rng, seed_lo, seed_hi, photon, 0u);
+        pq_photon ph;
+        ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
+        ph.bin = ip[IP_SRC_BIN];
+        pq_launch(&ph, fp, &rng);
+        if (pq_enter(&ph, &grid, labels, optics, tally, ip[IP_OFF_SCALAR], &tracer))
+            pq_propagate(&ph, &grid, labels, optics, fp, ip, tally, &rng, &tracer);
     }
-    for (int a = 0; a < 3; ++a) {
-        float f = ph.p[a] / d[a];
-        int i = (int)PQ_FLOOR(f);
-        if ((float)i == f && ph.u[a] < 0.0f) i -= 1;       /* on a face: take the voxel ahead */
-        ph.v[a] = i < 0 ? 0 : (i >= nv[a] ? nv[a] - 1 : i);
-    }
-    ph.label = labels[pq_flat(ph.v, nv[1], nv[2])];
-    /* Ambient voxels at the start are crossed without interaction until tissue is reached. */
-    while (ph.label == 0) {
-        from_ambient = 1;
-        float dist = pq_to_boundary(&ph, d, &axis);
-        int step = ph.u[axis] > 0.0f ? 1 : -1;
-        pq_move(&ph, dist);
-        ph.p[axis] = (float)(ph.v[axis] + (step > 0 ? 1 : 0)) * d[axis];
-        ph.v[axis] += step;
-        if (ph.v[axis] < 0 || ph.v[axis] >= nv[axis]) {
-            pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph.w));
-            PQ_RECORD(EV_MISSED);
-            return;
-        }
-        ph.label = labels[pq_flat(ph.v, nv[1], nv[2])];
-    }
-#if PQ_SPECULAR
-    if (from_ambient) {  /* specular reflection at entry: deterministic weight loss, reported */
-        int o = (ph.bin * nlabel + ph.label) * 4;
-        float n_in = optics[o + 3];
-        if (n_in != n_amb) {
-            float cos_t;
-            float r = pq_fresnel(n_amb, n_in, PQ_FABS(ph.u[axis]), &cos_t);
-            float w_in = ph.w * (1.0f - r);
-            pq_tally_add(tally, off_scalar + TALLY_SPECULAR, pq_fix_w(ph.w) - pq_fix_w(w_in));
-            ph.w = w_in;
-            if (r >= 1.0f) { PQ_RECORD(EV_MISSED); return; }
-            pq_refract(&ph, axis, n_amb / n_in, cos_t);
-        }
-    }
-#endif
-    PQ_RECORD(EV_LAUNCH);
-
-    int flat = pq_flat(ph.v, nv[1], nv[2]);
-    float w_voxel = ph.w;       /* weight when the current voxel was entered (absorbed = difference) */
-    float track = 0.0f;         /* weight x path length in the current voxel, for the fluence */
-    int interactions = 0;
-    int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
-
-    for (;;) {
-        if (ph.s <= 0.0f) ph.s = -PQ_LOG(pq_uniform(&rng));  /* draw: free path */
-        int o = (ph.bin * nlabel + ph.label) * 4;
-        float mua = optics[o], mus = optics[o + 1], g = optics[o + 2], n = optics[o + 3];
-
-        float dist = pq_to_boundary(&ph, d, &axis);
-        int event = EV_CROSS;
-        if (mus > 0.0f && ph.s <= dist * mus) { dist = ph.s / mus; event = EV_SCATTER; }
-#if PQ_TIME_GATE
-        float d_gate = (fp[FP_T_GATE] - ph.t) * PQ_C0 / n;
-        if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
-#endif
-        pq_move(&ph, dist);
-        ph.t += dist * n / PQ_C0;
-        float w_new = ph.w * PQ_EXP(-mua * dist);
-#if PQ_FLUENCE
-        /* track-length estimator: integral of the weight along the step */
-        track += mua > 0.0f ? (ph.w - w_new) / mua : ph.w * dist;
-#endif
-        ph.w = w_new;
-        ph.s = event == EV_SCATTER ? 0.0f : ph.s - dist * mus;
-
-        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_RECORD(EV_GATE); break; }
-
-        if (event == EV_SCATTER) {
-            pq_scatter(&ph, g, &rng);
-            interactions += 1;
-            PQ_RECORD(EV_SCATTER);
-            if (ph.w < fp[FP_ROULETTE_W]) {  /* unbiased Russian roulette; net weight tallied */
-                pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
-                float m = fp[FP_ROULETTE_M];
-                if (pq_uniform(&rng) * m < 1.0f) {                /* draw: roulette */
-                    float w_up = ph.w * m;
-                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, pq_fix_w(w_up) - pq_fix_w(ph.w));
-                    ph.w = w_up;
-                    w_voxel = w_up;
-                } else {
-                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, -pq_fix_w(ph.w));
-                    w_voxel = 0.0f;
-                    ph.w = 0.0f;
-                    PQ_RECORD(EV_ROULETTE);
-                    break;
-                }
-            }
-            continue;
-        }
-
-        /* EV_CROSS: the photon is on the face of its voxel normal to `axis` */
-        int step = ph.u[axis] > 0.0f ? 1 : -1;
-        ph.p[axis] = (float)(ph.v[axis] + (step > 0 ? 1 : 0)) * d[axis];
-        int next = ph.v[axis] + step;
-        int outside = next < 0 || next >= nv[axis];
-        int face = 2 * axis + (step > 0 ? 1 : 0);
-        int bc = outside ? pq_face_bc(face) : BC_ESCAPE;
-        if (outside && bc == BC_MIRROR) {
-            ph.u[axis] = -ph.u[axis];
-            PQ_RECORD(EV_REFLECT);
-            continue;
-        }
-        if (outside && bc == BC_CYCLIC) { next = step > 0 ? 0 : nv[axis] - 1; outside = 0; }
-        int next_label = 0;
-        if (!outside) {
-            int keep = ph.v[axis];
-            ph.v[axis] = next;
-            next_label = labels[pq_flat(ph.v, nv[1], nv[2])];
-            ph.v[axis] = keep;
-        }
-        float n_next = next_label == 0 ? n_amb : optics[(ph.bin * nlabel + next_label) * 4 + 3];
-        if (n_next != n) {
-            float cos_t;
-            float r = pq_fresnel(n, n_next, PQ_FABS(ph.u[axis]), &cos_t);
-            if (pq_uniform(&rng) < r) {                           /* draw: reflect or refract */
-                ph.u[axis] = -ph.u[axis];
-                PQ_RECORD(EV_REFLECT);
-                continue;
-            }
-            pq_refract(&ph, axis, n / n_next, cos_t);
-        }
-        if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
-            final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
-#if PQ_EXIT_MAP
-            if (outside && face == 4 && -ph.u[2] >= fp[FP_MAP_COS]) {
-                int px = (int)PQ_FLOOR((ph.p[0] - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
-                int py = (int)PQ_FLOOR((ph.p[1] - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
-                if (px >= 0 && px < ip[IP_MAP_NX] && py >= 0 && py < ip[IP_MAP_NY])
-                    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph.w));
-            }
-#endif
-            PQ_RECORD(EV_ESCAPE);
-            break;
-        }
-        /* into the next voxel: settle this voxel's tallies first */
-        pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
-#if PQ_FLUENCE
-        pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
-        track = 0.0f;
-#endif
-        w_voxel = ph.w;
-        if (next != ph.v[axis] + step) ph.p[axis] = step > 0 ? 0.0f : (float)nv[axis] * d[axis];
-        ph.v[axis] = next;
-        ph.label = next_label;
-        flat = pq_flat(ph.v, nv[1], nv[2]);
-        PQ_RECORD(EV_CROSS);
-    }
-
-    pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph.w));
-#if PQ_FLUENCE
-    pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
-#endif
-    if (final_slot >= 0) pq_tally_add(tally, off_scalar + final_slot, pq_fix_w(ph.w));
-    pq_tally_add(tally, off_scalar + TALLY_INTERACTIONS, (pq_i64)interactions);
 }

@@ -44,6 +44,17 @@ def kernel_file(name: str) -> str:
     return importlib.resources.files("photonqd.kernels").joinpath(name).read_text()
 
 
+def rng_program(prelude: str) -> str:
+    """The diagnostic program that dumps random streams (kernels/rng_words.cl)."""
+    return "\n".join([kernel_file(prelude), kernel_file("philox.h"), kernel_file("rng_words.cl")])
+
+
+def photon_words(ids) -> np.ndarray:
+    """Photon indices as the (lo, hi) uint32 pairs the kernels read."""
+    ids = np.asarray(ids, dtype=np.uint64).ravel()
+    return np.stack([ids & np.uint64(0xFFFFFFFF), ids >> np.uint64(32)], axis=-1).astype(np.uint32).ravel()
+
+
 @dataclass
 class KernelPlan:
     """Everything a backend needs to run a simulation: switches, parameters, buffers, layout."""
@@ -77,9 +88,7 @@ class KernelPlan:
     @property
     def trace_words(self) -> np.ndarray:
         """Trace photon ids as (lo, hi) uint32 pairs, as the kernel reads them."""
-        ids = self.trace_ids.astype(np.uint64)
-        return np.stack([ids & np.uint64(0xFFFFFFFF), ids >> np.uint64(32)], axis=-1) \
-            .astype(np.uint32).ravel() if ids.size else np.zeros(2, np.uint32)
+        return photon_words(self.trace_ids) if self.trace_ids.size else np.zeros(2, np.uint32)
 
 
 def build_plan(sim) -> KernelPlan:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernel_source import KernelPlan
+from ..kernel_source import KernelPlan, photon_words, rng_program
 
 THREADS_PER_BLOCK = 128
 
@@ -30,6 +30,20 @@ class CudaBackend:
 
     def prepare(self, plan: KernelPlan) -> "CudaRunner":
         return CudaRunner(self, plan)
+
+    def rng_stream(self, seed: int, photon_ids, count: int, as_uniform: bool = False) -> np.ndarray:
+        """First ``count`` words (or uniforms) of each photon's stream, drawn on the device."""
+        cp = self.cp
+        ids = photon_words(photon_ids)
+        n = len(ids) // 2
+        with self.dev:
+            kernel = cp.RawModule(code=rng_program("prelude_cuda.h")).get_function("pq_rng_words")
+            uniforms = cp.zeros((n, count), dtype=cp.float32)
+            words = cp.zeros((n, count), dtype=cp.uint32)
+            kernel(((n + 127) // 128,), (128,),
+                   (cp.asarray(ids), np.uint32(n), np.uint32(count), np.uint32(seed & 0xFFFFFFFF),
+                    np.uint32(seed >> 32), np.uint32(as_uniform), uniforms, words))
+            return cp.asnumpy(uniforms if as_uniform else words)
 
 
 class CudaRunner:

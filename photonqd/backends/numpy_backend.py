@@ -76,6 +76,13 @@ class NumpyBackend:
     def prepare(self, plan: KernelPlan) -> "NumpyRunner":
         return NumpyRunner(plan)
 
+    def rng_stream(self, seed: int, photon_ids, count: int, as_uniform: bool = False) -> np.ndarray:
+        """First ``count`` words (or uniforms) of each photon's stream."""
+        streams = PhotonStreams(seed, np.asarray(photon_ids, dtype=np.uint64))
+        everyone = np.arange(len(streams.drawn))
+        draw = streams.uniform if as_uniform else streams.words
+        return np.stack([draw(everyone) for _ in range(count)], axis=1)
+
 
 class NumpyRunner:
     def __init__(self, plan: KernelPlan):

@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ..kernel_source import KernelPlan, kernel_file
+from ..kernel_source import KernelPlan, kernel_file, photon_words, rng_program
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,25 @@ class OpenCLBackend:
 
     def prepare(self, plan: KernelPlan) -> "OpenCLRunner":
         return OpenCLRunner(self, plan)
+
+    def rng_stream(self, seed: int, photon_ids, count: int, as_uniform: bool = False) -> np.ndarray:
+        """First ``count`` words (or uniforms) of each photon's stream, drawn on the device."""
+        cl = self.cl
+        ids = photon_words(photon_ids)
+        n = len(ids) // 2
+        program = cl.Program(self.ctx, rng_program("prelude_opencl.h")).build()
+        uniforms = np.zeros((n, count), dtype=np.float32)
+        words = np.zeros((n, count), dtype=np.uint32)
+        mf = cl.mem_flags
+        ids_buf = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=ids)
+        u_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, uniforms.nbytes)
+        w_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, words.nbytes)
+        program.pq_rng_words(self.queue, (n,), None, ids_buf, np.uint32(n), np.uint32(count),
+                             np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
+                             np.uint32(as_uniform), u_buf, w_buf)
+        cl.enqueue_copy(self.queue, uniforms if as_uniform else words, u_buf if as_uniform else w_buf)
+        self.queue.finish()
+        return uniforms if as_uniform else words
 
 
 class OpenCLRunner:

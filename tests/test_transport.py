@@ -1,0 +1,125 @@
+"""Transport physics on every backend present: exact identities first, then statistics."""
+
+import math
+
+import numpy as np
+import pytest
+
+import photonqd as pq
+from helpers import slab, zscore
+
+PHOTONS = {"numpy": 4000, "opencl": 100_000, "cuda": 400_000}
+
+
+def photons(backend, scale=1.0):
+    return int(PHOTONS[backend] * scale)
+
+
+def test_energy_balance_is_exact(backend):
+    """Fixed-point tallies: specular + missed + absorbed + escaped + alive - roulette = 1."""
+    labels = np.ones((6, 6, 6), np.uint8)
+    labels[2:4, 2:4, 1:3] = 2
+    m = pq.Medium(labels, 1.0, [[0, 0, 0, 1], [0.5, 3.0, 0.7, 1.4], [0.05, 8.0, 0.9, 1.33]])
+    sim = pq.Simulation(m, pq.GaussianBeam((3, 3, 0), waist=1.0), photons=2000, time_gate_ns=0.03,
+                        roulette_threshold=0.2, batch_photons=500)
+    r = sim.run(backend)
+    assert r.specular > 0 and r.alive > 0 and r.roulette != 0
+    assert abs(r.energy_balance() - 1.0) < 1e-12
+
+
+def test_beer_lambert_exact(backend):
+    """No scattering, matched index: every photon leaves with exactly exp(-mu_a d)."""
+    m = slab(mua=0.7, mus=0.0, g=0.0, n=1.0, thickness=2.0)
+    r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=1000).run(backend)
+    assert r.transmittance == pytest.approx(math.exp(-1.4), rel=1e-6)
+    assert r.absorbed_fraction == pytest.approx(1 - math.exp(-1.4), rel=1e-6)
+
+
+def test_specular_reflection_at_normal_incidence(backend):
+    n = 1.4
+    m = slab(mua=1.0, mus=5.0, g=0.0, n=n, thickness=1.0)
+    r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=200).run(backend)
+    assert r.specular == pytest.approx(((n - 1) / (n + 1)) ** 2, rel=1e-6)
+    off = pq.Simulation(m, pq.PencilBeam((50, 50, 0), specular=False), photons=200).run(backend)
+    assert off.specular == 0.0
+
+
+def test_fresnel_sampled_at_exit_matches_slab_transmission(backend):
+    """Non-scattering slab n = 1.5 in air: T = (1-R)^2 e^-t / (1 - R^2 e^-2t) summed over bounces."""
+    m = slab(mua=0.1, mus=0.0, g=0.0, n=1.5, thickness=3.0)
+    r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=photons(backend), batch_photons=photons(backend) // 10).run(backend)
+    R, a = 0.04, math.exp(-0.3)
+    expected_t = (1 - R) ** 2 * a / (1 - R**2 * a**2)
+    expected_r = R + R * (1 - R) ** 2 * a**2 / (1 - R**2 * a**2)
+    t, st = r.mean_and_error("escaped z+")
+    assert abs(zscore(t, st, expected_t)) < 4
+    assert abs(zscore(r.specular + r.diffuse_reflectance, r.mean_and_error("escaped z-")[1], expected_r)) < 4
+
+
+def test_time_gate_stops_photons_at_t_max(backend):
+    """Ballistic photons in n = 1.37: alive weight at the gate = exp(-mu_a c t / n) exactly."""
+    m = pq.Medium.uniform((4, 4, 400), 1.0, 0.01, 0.0, 0.0, 1.37, n_ambient=1.37)
+    r = pq.Simulation(m, pq.PencilBeam((2, 2, 0)), photons=500, time_gate_ns=0.5).run(backend)
+    path = 299.792458 * 0.5 / 1.37
+    assert r.alive == pytest.approx(math.exp(-0.01 * path), rel=1e-5)
+    assert r.transmittance == 0.0
+
+
+def test_mirror_and_cyclic_sides_agree(backend):
+    """A laterally uniform slab gives the same reflectance with mirror or cyclic side faces."""
+    n = photons(backend, 0.5)
+    values = []
+    for side in ("mirror", "cyclic"):
+        m = slab(mua=0.1, mus=5.0, g=0.8, n=1.4, thickness=1.0, side=side, width=0.7)
+        r = pq.Simulation(m, pq.PencilBeam((0.35, 0.35, 0)), photons=n, batch_photons=n // 10, seed=3 if side == "mirror" else 4).run(backend)
+        values.append(r.mean_and_error("escaped z-"))
+    (a, sa), (b, sb) = values
+    assert abs(zscore(a, sa, b, sb)) < 4
+
+
+def test_exit_map_sums_to_diffuse_reflectance(backend):
+    m = pq.Medium.uniform((8, 8, 4), 0.5, 0.05, 4.0, 0.8, 1.4)
+    sim = pq.Simulation(m, pq.PencilBeam((2, 2, 0)), photons=1000, exit_map=pq.ExitMap.covering(m))
+    r = sim.run(backend)
+    assert r.exit_map.shape == (8, 8)
+    assert r.exit_map.sum() == pytest.approx(r.diffuse_reflectance, rel=1e-9)
+    assert r.exit_map[:4, :4].sum() > r.exit_map[4:, 4:].sum()  # brightest around the beam
+
+
+def test_exit_map_acceptance_cone(backend):
+    """Isotropic point in a clear, index-matched layer: escape within a cone of half-angle theta
+    through the top face is (1 - cos theta) / 2 of all photons (binomial statistics)."""
+    m = pq.Medium.uniform((1, 1, 1), (1000.0, 1000.0, 1.0), 0.0, 0.0, 0.0, 1.0)
+    n = photons(backend)
+    cone = pq.ExitMap((1, 1), 1000.0, half_angle_deg=60.0)
+    r = pq.Simulation(m, pq.IsotropicPoint((500, 500, 0.5)), photons=n, exit_map=cone).run(backend)
+    p = (1 - math.cos(math.radians(60))) / 2
+    assert abs(zscore(r.exit_map.sum(), math.sqrt(p * (1 - p) / n), p)) < 4
+    assert abs(zscore(r.diffuse_reflectance, math.sqrt(0.25 / n), 0.5)) < 4
+
+
+def test_rectangle_source_from_air_enters_the_grid(backend):
+    """MCX cube60planar-style launch 10 mm above the surface; part of the beam misses."""
+    m = pq.Medium.uniform((10, 10, 10), 1.0, 0.05, 1.0, 0.0, 1.37)
+    src = pq.RectangleSource((5, 5, -10), edge1=(10, 0, 0), edge2=(0, 10, 0))
+    r = pq.Simulation(m, src, photons=2000).run(backend)
+    assert r.missed == pytest.approx(0.75, abs=0.05)  # three quarters of the 10x10 mm beam miss
+    assert r.specular == pytest.approx(0.25 * (0.37 / 2.37) ** 2, rel=0.1)
+    assert abs(r.energy_balance() - 1) < 1e-12
+
+
+def test_seed_reproducibility(backend):
+    m = pq.Medium.uniform((5, 5, 5), 1.0, 0.1, 2.0, 0.5, 1.4)
+    runs = [pq.Simulation(m, pq.PencilBeam((2.5, 2.5, 0)), photons=300, seed=s).run(backend)
+            for s in (5, 5, 6)]
+    assert np.array_equal(runs[0].absorbed, runs[1].absorbed)
+    assert not np.array_equal(runs[0].absorbed, runs[2].absorbed)
+
+
+def test_batching_does_not_change_the_answer(backend):
+    """Each photon's stream depends on its index only, so batch size cannot change tallies."""
+    m = pq.Medium.uniform((5, 5, 5), 1.0, 0.1, 2.0, 0.5, 1.4)
+    a, b = (pq.Simulation(m, pq.PencilBeam((2.5, 2.5, 0)), photons=300, batch_photons=bs).run(backend)
+            for bs in (300, 77))
+    assert np.array_equal(a.absorbed, b.absorbed)
+    assert a.escaped == b.escaped

@@ -61,16 +61,20 @@ class Source:
     def size(self) -> float:
         return 0.0
 
+    def centre(self) -> np.ndarray:
+        """The point whose ray along ``direction`` must enter the grid."""
+        return self.position
+
     def check(self, medium: Medium) -> None:
         """Raise ValueError if this source cannot launch into ``medium``."""
         if not 0 <= self.wavelength_bin < medium.n_bins:
             raise ValueError(f"wavelength_bin: {self.wavelength_bin} not in [0, {medium.n_bins - 1}]")
         extent = medium.extent
-        p, u = self.position, self.direction
+        p, u = self.centre(), self.direction
         strictly_inside = np.all(p > 0) and np.all(p < extent)
         if strictly_inside:
             if medium.label_at(p) == 0:
-                raise ValueError(f"position: {tuple(p)} mm lies in an ambient (label 0) voxel")
+                raise ValueError(f"position: {p.tolist()} mm lies in an ambient (label 0) voxel")
             return
         # outside or on the surface: the central ray must enter the box
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -78,8 +82,9 @@ class Source:
         near = np.where(u != 0, np.minimum(t0, t1), np.where((p > 0) & (p < extent), -np.inf, np.inf))
         far = np.where(u != 0, np.maximum(t0, t1), np.where((p > 0) & (p < extent), np.inf, -np.inf))
         if not max(near.max(), 0.0) < far.min():
-            raise ValueError(f"position/direction: the source at {tuple(p)} mm pointing {tuple(u)} "
-                             f"does not enter the grid (box 0..{tuple(extent)} mm)")
+            raise ValueError(f"position/direction: the source at {p.tolist()} mm pointing "
+                             f"{np.round(u, 6).tolist()} does not enter the grid "
+                             f"(box from 0 to {extent.tolist()} mm)")
 
 
 @dataclass
@@ -137,6 +142,9 @@ class RectangleSource(Source):
     def edges(self):
         return self.edge1, self.edge2
 
+    def centre(self) -> np.ndarray:
+        return self.position + 0.5 * (self.edge1 + self.edge2)
+
 
 @dataclass
 class IsotropicPoint(Source):
@@ -148,4 +156,4 @@ class IsotropicPoint(Source):
         super().check(medium)
         p = self.position
         if not (np.all(p > 0) and np.all(p < medium.extent)):
-            raise ValueError(f"position: an isotropic point source must lie inside the grid, got {tuple(p)}")
+            raise ValueError(f"position: an isotropic point source must lie inside the grid, got {p.tolist()}")

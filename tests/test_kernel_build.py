@@ -1,0 +1,53 @@
+"""The shared kernel source compiles for CUDA with nvcc even without a GPU, for every switch."""
+
+import itertools
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import photonqd as pq
+from photonqd.kernel_source import build_plan, rng_program
+
+NVCC = shutil.which("nvcc")
+needs_nvcc = pytest.mark.skipif(NVCC is None and not os.environ.get("CI"),
+                                reason="nvcc not installed (CI requires it)")
+
+SOURCES = [pq.PencilBeam((2, 2, 0)), pq.GaussianBeam((2, 2, 0), waist=1.0), pq.DiskSource((2, 2, 0)),
+           pq.RectangleSource((0, 0, 0), edge1=(2, 0, 0), edge2=(0, 2, 0)), pq.IsotropicPoint((2, 2, 2))]
+
+
+def program(source, all_features):
+    m = pq.Medium.uniform((4, 4, 4), 1.0, 0.1, 1.0, 0.9, 1.4,
+                          boundary={"x-": "cyclic", "x+": "cyclic", "y-": "mirror"})
+    extra = dict(time_gate_ns=1.0, exit_map=pq.ExitMap.covering(m), trace_photons=(0,)) if all_features \
+        else dict(fluence=False)
+    sim = pq.Simulation(m, source, photons=10, **extra)
+    sim.check()
+    return build_plan(sim).source_text("prelude_cuda.h")
+
+
+def nvcc_compile(tmp_path, text, name):
+    assert NVCC is not None, "nvcc is required in CI"
+    src = tmp_path / f"{name}.cu"
+    src.write_text(text)
+    out = subprocess.run([NVCC, "-std=c++14", "-arch=sm_80", "-c", str(src), "-o", str(tmp_path / f"{name}.o")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@needs_nvcc
+@pytest.mark.parametrize("all_features", [True, False])
+def test_cuda_source_compiles(tmp_path, all_features):
+    for i, source in enumerate(SOURCES):
+        nvcc_compile(tmp_path, program(source, all_features), f"transport{i}")
+    nvcc_compile(tmp_path, rng_program("prelude_cuda.h"), "rng")
+
+
+def test_opencl_runs_for_real_in_ci():
+    """CI must exercise OpenCL on PoCL rather than skip it."""
+    from photonqd.backends import available
+    if os.environ.get("CI"):
+        assert "opencl" in available(), "CI has no working OpenCL device"

@@ -17,7 +17,7 @@
 #define PQ_FAR 3.0e38f
 #define PQ_FIX_W 4294967296.0f       /* fixed point: 2^32 per unit photon weight */
 #define PQ_FIX_L 16777216.0f         /* fixed point: 2^24 per unit weight x mm (track length) */
-#define PQ_TWO_PI 6.283185307179586f
+#define PQ_PI 3.14159265358979f
 
 #define BC_ESCAPE 0
 #define BC_MIRROR 1
@@ -32,6 +32,7 @@
 typedef struct {
     float p[3];      /* position, mm */
     float u[3];      /* direction cosines */
+    float inv_u[3];  /* 1 / u (0 where u = 0): the boundary search multiplies, never divides */
     int v[3];        /* voxel index */
     float w;         /* weight */
     float t;         /* time of flight, ns */
@@ -39,6 +40,17 @@ typedef struct {
     int label;
     int bin;         /* wavelength bin */
 } pq_photon;
+
+PQ_DEVICE void pq_direction_changed(pq_photon *ph)
+{
+    for (int a = 0; a < 3; ++a) ph->inv_u[a] = ph->u[a] != 0.0f ? 1.0f / ph->u[a] : 0.0f;
+}
+
+PQ_DEVICE void pq_flip(pq_photon *ph, int axis)
+{
+    ph->u[axis] = -ph->u[axis];
+    ph->inv_u[axis] = -ph->inv_u[axis];
+}
 
 PQ_DEVICE int pq_face_bc(int face)
 {
@@ -78,6 +90,7 @@ PQ_DEVICE void pq_refract(pq_photon *ph, int axis, float eta, float cos_t)
 {
     for (int a = 0; a < 3; ++a)
         ph->u[a] = (a == axis) ? (ph->u[a] > 0.0f ? cos_t : -cos_t) : ph->u[a] * eta;
+    pq_direction_changed(ph);
 }
 
 PQ_DEVICE int pq_flat(const int *v, int ny, int nz) { return (v[0] * ny + v[1]) * nz + v[2]; }
@@ -90,7 +103,7 @@ PQ_DEVICE float pq_to_boundary(const pq_photon *ph, const float *d, int *axis)
     for (int a = 0; a < 3; ++a) {
         if (ph->u[a] == 0.0f) continue;
         float plane = (float)(ph->v[a] + (ph->u[a] > 0.0f ? 1 : 0)) * d[a];
-        float dist = PQ_FMAX((plane - ph->p[a]) / ph->u[a], 0.0f);
+        float dist = PQ_FMAX((plane - ph->p[a]) * ph->inv_u[a], 0.0f);
         if (dist < best) { best = dist; ax = a; }
     }
     *axis = ax;
@@ -115,7 +128,7 @@ PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
     }
     ct = PQ_FMIN(PQ_FMAX(ct, -1.0f), 1.0f);
     float st = PQ_SQRT(1.0f - ct * ct);
-    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: phi */
+    float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
     float cp = PQ_COS(phi), sp = PQ_SIN(phi);
     float ux = ph->u[0], uy = ph->u[1], uz = ph->u[2];
     if (PQ_FABS(uz) > 0.99999f) {
@@ -130,6 +143,7 @@ PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
     }
     float norm = 1.0f / PQ_SQRT(ph->u[0] * ph->u[0] + ph->u[1] * ph->u[1] + ph->u[2] * ph->u[2]);
     for (int a = 0; a < 3; ++a) ph->u[a] *= norm;
+    pq_direction_changed(ph);
 }
 
 /* Position and direction from the source (draws as listed per source type). */
@@ -141,7 +155,7 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
     }
 #if PQ_SOURCE == SRC_GAUSSIAN || PQ_SOURCE == SRC_DISK
     float xi = pq_uniform(rng);                                  /* draw: radius */
-    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: azimuth */
+    float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: azimuth */
 #if PQ_SOURCE == SRC_GAUSSIAN
     float r = fp[FP_SRC_SIZE] * PQ_SQRT(-0.5f * PQ_LOG(xi));     /* 1/e^2 intensity radius */
 #else
@@ -155,12 +169,13 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
     for (int a = 0; a < 3; ++a) ph->p[a] += xa * fp[FP_SRC_E1 + a] + xb * fp[FP_SRC_E2 + a];
 #elif PQ_SOURCE == SRC_ISOTROPIC
     float ct = 2.0f * pq_uniform(rng) - 1.0f;                    /* draw: cos theta */
-    float phi = PQ_TWO_PI * pq_uniform(rng);                     /* draw: phi */
+    float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
     float st = PQ_SQRT(PQ_FMAX(1.0f - ct * ct, 0.0f));
     ph->u[0] = st * PQ_COS(phi);
     ph->u[1] = st * PQ_SIN(phi);
     ph->u[2] = ct;
 #endif
+    pq_direction_changed(ph);
 }
 
 /* Grid constants read once per thread. */
@@ -345,7 +360,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         int face = 2 * axis + (step > 0 ? 1 : 0);
         int bc = outside ? pq_face_bc(face) : BC_ESCAPE;
         if (outside && bc == BC_MIRROR) {
-            ph->u[axis] = -ph->u[axis];
+            pq_flip(ph, axis);
             PQ_RECORD(ph, EV_REFLECT);
             continue;
         }
@@ -362,7 +377,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
             float cos_t;
             float r = pq_fresnel(n, n_next, PQ_FABS(ph->u[axis]), &cos_t);
             if (pq_uniform(rng) < r) {                            /* draw: reflect or refract */
-                ph->u[axis] = -ph->u[axis];
+                pq_flip(ph, axis);
                 PQ_RECORD(ph, EV_REFLECT);
                 continue;
             }

@@ -31,15 +31,15 @@ def test_beer_lambert_exact(backend):
     """No scattering, matched index: every photon leaves with exactly exp(-mu_a d)."""
     m = slab(mua=0.7, mus=0.0, g=0.0, n=1.0, thickness=2.0)
     r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=1000).run(backend)
-    assert r.transmittance == pytest.approx(math.exp(-1.4), rel=1e-6)
-    assert r.absorbed_fraction == pytest.approx(1 - math.exp(-1.4), rel=1e-6)
+    assert r.transmittance == pytest.approx(math.exp(-1.4), rel=1e-5)
+    assert r.absorbed_fraction == pytest.approx(1 - math.exp(-1.4), rel=1e-5)
 
 
 def test_specular_reflection_at_normal_incidence(backend):
     n = 1.4
     m = slab(mua=1.0, mus=5.0, g=0.0, n=n, thickness=1.0)
     r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=200).run(backend)
-    assert r.specular == pytest.approx(((n - 1) / (n + 1)) ** 2, rel=1e-6)
+    assert r.specular == pytest.approx(((n - 1) / (n + 1)) ** 2, rel=1e-5)
     off = pq.Simulation(m, pq.PencilBeam((50, 50, 0), specular=False), photons=200).run(backend)
     assert off.specular == 0.0
 
@@ -101,10 +101,11 @@ def test_exit_map_acceptance_cone(backend):
 def test_rectangle_source_from_air_enters_the_grid(backend):
     """MCX cube60planar-style launch 10 mm above the surface; part of the beam misses."""
     m = pq.Medium.uniform((10, 10, 10), 1.0, 0.05, 1.0, 0.0, 1.37)
-    src = pq.RectangleSource((5, 5, -10), edge1=(10, 0, 0), edge2=(0, 10, 0))
+    src = pq.RectangleSource((1, 1, -10), edge1=(12, 0, 0), edge2=(0, 12, 0))
     r = pq.Simulation(m, src, photons=2000).run(backend)
-    assert r.missed == pytest.approx(0.75, abs=0.05)  # three quarters of the 10x10 mm beam miss
-    assert r.specular == pytest.approx(0.25 * (0.37 / 2.37) ** 2, rel=0.1)
+    hit = 81 / 144  # the 12 x 12 mm beam overlaps the 10 x 10 mm face on 9 x 9 mm
+    assert r.missed == pytest.approx(1 - hit, abs=4 * np.sqrt(hit * (1 - hit) / 2000))
+    assert r.specular == pytest.approx((1 - r.missed) * (0.37 / 2.37) ** 2, rel=1e-5)
     assert abs(r.energy_balance() - 1) < 1e-12
 
 

@@ -56,7 +56,7 @@ def henyey_greenstein(u, g, xi_cos, xi_phi):
     ct = np.where(small, 2.0 * xi_cos - 1.0, (1.0 + gs * gs - f * f) / (2.0 * gs))
     ct = np.clip(ct, -1.0, 1.0)
     st = np.sqrt(1.0 - ct * ct)
-    phi = 2.0 * np.pi * xi_phi
+    phi = np.pi * (2.0 * xi_phi - 1.0)
     cp, sp = np.cos(phi), np.sin(phi)
     ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
     polar = np.abs(uz) > 0.99999
@@ -150,7 +150,7 @@ class NumpyRunner:
         kind = sw["PQ_SOURCE"]
         if kind in (SOURCE_CODES["gaussian"], SOURCE_CODES["disk"]):
             xi = rng.uniform(everyone)                                   # draw: radius
-            phi = 2 * np.pi * rng.uniform(everyone)                      # draw: azimuth
+            phi = np.pi * (2 * rng.uniform(everyone) - 1)                      # draw: azimuth
             size = fp[FP["SRC_SIZE"]]
             r = size * (np.sqrt(-0.5 * np.log(xi)) if kind == SOURCE_CODES["gaussian"] else np.sqrt(xi))
             p += (r * np.cos(phi))[:, None] * e1 + (r * np.sin(phi))[:, None] * e2
@@ -160,7 +160,7 @@ class NumpyRunner:
             p += xa[:, None] * e1 + xb[:, None] * e2
         elif kind == SOURCE_CODES["isotropic"]:
             ct = 2 * rng.uniform(everyone) - 1                           # draw: cos theta
-            phi = 2 * np.pi * rng.uniform(everyone)                      # draw: phi
+            phi = np.pi * (2 * rng.uniform(everyone) - 1)                      # draw: phi
             st = np.sqrt(np.maximum(1 - ct * ct, 0))
             u = np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
         self.p, self.u = p, u

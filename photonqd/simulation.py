@@ -72,7 +72,8 @@ class Simulation:
     roulette_threshold: weight below which Russian roulette is played after a scattering event.
     roulette_boost:     a survivor's weight is multiplied by this (survival probability 1/boost).
     trace_photons:      photon indices whose first ``trace_events`` events are recorded.
-    batch_photons:      photons per kernel launch (None: the backend's default).
+    batch_photons:      photons per kernel launch (None: the backend's default, at most a tenth
+                        of the photons so that there are >= 10 batches for standard errors).
     keep_batches:       keep every batch's full tally (for per-voxel batch-means errors).
     """
 
@@ -138,7 +139,8 @@ class Simulation:
         plan = build_plan(self)
         start = time.perf_counter()
         runner = be.prepare(plan)
-        batch = int(self.batch_photons or be.default_batch)
+        # at least 10 batches by default, so that batch means give a standard error
+        batch = int(self.batch_photons or min(be.default_batch, -(-self.photons // 10)))
         total = np.zeros(plan.layout.size, dtype=np.int64)
         batch_photons, batch_scalars, batch_tallies = [], [], []
         trace = None

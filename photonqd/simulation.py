@@ -139,8 +139,11 @@ class Simulation:
         plan = build_plan(self)
         start = time.perf_counter()
         runner = be.prepare(plan)
-        # at least 10 batches by default, so that batch means give a standard error
-        batch = int(self.batch_photons or min(be.default_batch, -(-self.photons // 10)))
+        prepared = time.perf_counter()
+        # at least 10 batches by default, so that batch means give a standard error, unless
+        # that would make batches too small to keep the backend busy
+        batch = int(self.batch_photons or
+                    min(be.default_batch, max(-(-self.photons // 10), be.min_batch)))
         total = np.zeros(plan.layout.size, dtype=np.int64)
         batch_photons, batch_scalars, batch_tallies = [], [], []
         trace = None
@@ -160,7 +163,7 @@ class Simulation:
             done += n
             if progress:
                 progress(done, self.photons)
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
         if plan.layout.fluence and np.any(total[plan.layout.off_fluence:plan.layout.off_scalar] < 0):
             raise OverflowError("fluence tally overflowed its 64-bit fixed-point range; "
                                 "run fewer photons per simulation")
@@ -176,7 +179,8 @@ class Simulation:
             alive=float(s[SCALAR_SLOTS["ALIVE"]]), roulette=float(s[SCALAR_SLOTS["ROULETTE"]]),
             exit_map=arrays["exit_map"], interactions=float(norm["interactions"]),
             batch_photons=np.array(batch_photons), batch_scalars=np.array(batch_scalars),
-            batch_tallies=batch_tallies or None, trace=trace, seconds=seconds,
+            batch_tallies=batch_tallies or None, trace=trace, seconds=end - start,
+            extra={"prepare_seconds": prepared - start, "transport_seconds": end - prepared},
         )
 
     def _arrays(self, norm: dict, layout: TallyLayout) -> dict:

@@ -104,7 +104,7 @@ class Result:
     batch_scalars: np.ndarray
     batch_tallies: list | None = None
     trace: np.ndarray | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0          # wall time: kernel preparation + transport
     extra: dict = field(default_factory=dict)
 
     @property

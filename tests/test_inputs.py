@@ -11,7 +11,7 @@ class NoLaunch:
     """A backend that fails the test if anything reaches it."""
 
     name = device = "no-launch"
-    default_batch = 10
+    default_batch = min_batch = 10
 
     def prepare(self, plan):
         raise AssertionError("a kernel was prepared despite invalid input")

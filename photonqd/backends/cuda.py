@@ -12,6 +12,7 @@ THREADS_PER_BLOCK = 128
 class CudaBackend:
     name = "cuda"
     default_batch = 1 << 22
+    min_batch = 1 << 16
 
     def __init__(self, device_id: int = 0):
         import cupy

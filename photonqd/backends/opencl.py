@@ -42,6 +42,7 @@ def probe_devices():
 class OpenCLBackend:
     name = "opencl"
     default_batch = 1 << 18
+    min_batch = 1 << 12
 
     def __init__(self, device=None):
         import pyopencl as cl

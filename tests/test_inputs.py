@@ -131,3 +131,9 @@ def test_photons_that_could_never_stop():
 def test_unknown_backend_name():
     with pytest.raises(ValueError, match="backend"):
         pq.Simulation(medium(), pq.PencilBeam((2, 2, 0)), photons=5).run("vulkan")
+
+
+def test_grid_too_large_for_32_bit_voxel_indices():
+    huge = np.broadcast_to(np.uint8(1), (2048, 1024, 1024))  # 2**31 voxels, no memory used
+    with pytest.raises(ValueError, match="labels: .* exceed"):
+        medium(labels=huge)

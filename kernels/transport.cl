@@ -3,7 +3,7 @@
  * Compiled after a backend prelude (prelude_opencl.h / prelude_cuda.h), philox.h and a block of
  * #defines written by photonqd/kernel_source.py: parameter indices (FP_*, IP_*), tally slots
  * (TALLY_*), event codes (EV_*) and feature switches (PQ_SOURCE, PQ_BC_*, PQ_SPECULAR,
- * PQ_TIME_GATE, PQ_FLUENCE, PQ_EXIT_MAP, PQ_TRACE).
+ * PQ_TIME_GATE, PQ_FLUENCE, PQ_EXIT_MAP, PQ_TRACE, PQ_NSPECIES, PQ_RECORD).
  *
  * photonqd/backends/numpy_backend.py is the executable specification of this algorithm: both
  * consume random numbers in the same order (see "draw" comments), so a photon follows the same
@@ -28,6 +28,7 @@
 #define SRC_DISK 2
 #define SRC_RECTANGLE 3
 #define SRC_ISOTROPIC 4
+#define SRC_EMISSION 5
 
 typedef struct {
     float p[3];      /* position, mm */
@@ -146,8 +147,11 @@ PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
     pq_direction_changed(ph);
 }
 
-/* Position and direction from the source (draws as listed per source type). */
-PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
+/* Position and direction from the source (draws as listed per source type). An emission source
+ * (fluorescence) picks a voxel from an alias table over emitting voxels (em_u32: voxel indices,
+ * then alias indices; em_f32: acceptance, then the wavelength-bin CDF). */
+PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL const int *ip,
+                         PQ_GLOBAL const pq_u32 *em_u32, PQ_GLOBAL const float *em_f32, pq_rng *rng)
 {
     for (int a = 0; a < 3; ++a) {
         ph->p[a] = fp[FP_SRC_POS + a];
@@ -167,6 +171,29 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, pq_rng *rng)
     float xa = pq_uniform(rng);                                  /* draw: along edge 1 */
     float xb = pq_uniform(rng);                                  /* draw: along edge 2 */
     for (int a = 0; a < 3; ++a) ph->p[a] += xa * fp[FP_SRC_E1 + a] + xb * fp[FP_SRC_E2 + a];
+#elif PQ_SOURCE == SRC_EMISSION
+    int m = ip[IP_EM_COUNT];
+    int k = (int)(pq_uniform(rng) * (float)m);                   /* draw: table entry */
+    k = k < m - 1 ? k : m - 1;
+    if (!(pq_uniform(rng) < em_f32[k])) k = (int)em_u32[m + k];  /* draw: accept or alias */
+    int flat = (int)em_u32[k];
+    int nyz = ip[IP_NY] * ip[IP_NZ];
+    ph->v[0] = flat / nyz;
+    ph->v[1] = (flat / ip[IP_NZ]) % ip[IP_NY];
+    ph->v[2] = flat % ip[IP_NZ];
+    const float d[3] = {fp[FP_DX], fp[FP_DY], fp[FP_DZ]};
+    for (int a = 0; a < 3; ++a)                                  /* draw: x, y, z in the voxel */
+        ph->p[a] = ((float)ph->v[a] + pq_uniform(rng)) * d[a];
+    float ct = 2.0f * pq_uniform(rng) - 1.0f;                    /* draw: cos theta */
+    float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
+    float st = PQ_SQRT(PQ_FMAX(1.0f - ct * ct, 0.0f));
+    ph->u[0] = st * PQ_COS(phi);
+    ph->u[1] = st * PQ_SIN(phi);
+    ph->u[2] = ct;
+    float xi = pq_uniform(rng);                                  /* draw: wavelength bin */
+    int b = 0;
+    while (b < ip[IP_NBIN] - 1 && xi > em_f32[m + b]) ++b;
+    ph->bin = b;
 #elif PQ_SOURCE == SRC_ISOTROPIC
     float ct = 2.0f * pq_uniform(rng) - 1.0f;                    /* draw: cos theta */
     float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
@@ -202,9 +229,9 @@ PQ_DEVICE void pq_trace(pq_tracer *tr, const pq_photon *ph, int event)
     rec[7] = (float)event;
     tr->count += 1;
 }
-#define PQ_RECORD(ph, ev) pq_trace(tracer, (ph), (ev))
+#define PQ_TRACE_EVENT(ph, ev) pq_trace(tracer, (ph), (ev))
 #else
-#define PQ_RECORD(ph, ev)
+#define PQ_TRACE_EVENT(ph, ev)
 #endif
 
 PQ_DEVICE int pq_label(PQ_GLOBAL const pq_u16 *labels, const pq_grid *grid, const int *v)
@@ -226,6 +253,9 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
     for (int a = 0; a < 3; ++a)
         if (!(ph->p[a] > 0.0f && ph->p[a] < (float)grid->nv[a] * grid->d[a])) inside = 0;
     int reached = 1;
+#if PQ_SOURCE == SRC_EMISSION
+    inside = 1;   /* placed inside its voxel by pq_launch, even where rounding lands on a face */
+#endif
     if (!inside) {
         float t_in = -PQ_FAR, t_out = PQ_FAR;
         int parallel_outside = 0;
@@ -249,12 +279,14 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
         }
     }
     if (reached) {
+#if PQ_SOURCE != SRC_EMISSION   /* an emission photon already knows its voxel */
         for (int a = 0; a < 3; ++a) {
             float f = ph->p[a] / grid->d[a];
             int i = (int)PQ_FLOOR(f);
             if ((float)i == f && ph->u[a] < 0.0f) i -= 1;   /* on a face: take the voxel ahead */
             ph->v[a] = i < 0 ? 0 : (i >= grid->nv[a] ? grid->nv[a] - 1 : i);
         }
+#endif
         ph->label = pq_label(labels, grid, ph->v);
     }
     while (reached && ph->label == 0) {
@@ -269,7 +301,7 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
     }
     if (!reached) {
         pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph->w));
-        PQ_RECORD(ph, EV_MISSED);
+        PQ_TRACE_EVENT(ph, EV_MISSED);
         return 0;
     }
 #if PQ_SPECULAR
@@ -281,25 +313,87 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
         pq_tally_add(tally, off_scalar + TALLY_SPECULAR, pq_fix_w(ph->w) - pq_fix_w(w_in));
         ph->w = w_in;
         if (r >= 1.0f) {
-            PQ_RECORD(ph, EV_MISSED);
+            PQ_TRACE_EVENT(ph, EV_MISSED);
             return 0;
         }
         pq_refract(ph, axis, grid->n_amb / n_in, cos_t);
     }
 #endif
-    PQ_RECORD(ph, EV_LAUNCH);
+    PQ_TRACE_EVENT(ph, EV_LAUNCH);
     return 1;
 }
+
+#if PQ_NSPECIES
+/* Fluorophore absorption (1/mm) of each species in voxel `flat` at wavelength bin `bin`; returns
+ * the sum. conc: (species, voxel) in µM; species_abs: (species, bin) in 1/mm per µM. */
+PQ_DEVICE float pq_species_mua(PQ_GLOBAL const float *conc, PQ_GLOBAL const float *species_abs,
+                               int flat, int bin, int n_voxels, int n_bins, float *mua_sp)
+{
+    float total = 0.0f;
+    for (int sp = 0; sp < PQ_NSPECIES; ++sp) {
+        mua_sp[sp] = conc[sp * n_voxels + flat] * species_abs[sp * n_bins + bin];
+        total += mua_sp[sp];
+    }
+    return total;
+}
+
+/* Absorbed weight since the voxel was entered; each fluorophore species gets its share of it. */
+#define PQ_SETTLE_ABSORBED() do {                                                              \
+        pq_i64 dep_ = pq_fix_w(w_voxel) - pq_fix_w(ph->w);                                    \
+        pq_tally_add(tally, flat, dep_);                                                       \
+        float mua_all_ = optics[(ph->bin * grid->nlabel + ph->label) * 4] + mua_fluor;        \
+        for (int sp = 0; sp < PQ_NSPECIES; ++sp)                                               \
+            if (mua_sp[sp] > 0.0f)                                                             \
+                pq_tally_add(tally, ip[IP_OFF_SPECIES] + sp * n_voxels + flat,                 \
+                             PQ_TO_I64((float)dep_ * (mua_sp[sp] / mua_all_)));               \
+    } while (0)
+#else
+#define PQ_SETTLE_ABSORBED() pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w))
+#endif
+
+#if PQ_EXIT_MAP
+/* Score a photon leaving through z = 0 inside the acceptance cone into the exit map, weighted by
+ * the detection efficiency of its wavelength bin, and keep it in the bounded record. */
+PQ_DEVICE void pq_score_exit(const pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL const int *ip,
+                             PQ_GLOBAL pq_i64 *tally, PQ_GLOBAL const float *bin_eff,
+                             PQ_GLOBAL float *records)
+{
+    int px = (int)PQ_FLOOR((ph->p[0] - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
+    int py = (int)PQ_FLOOR((ph->p[1] - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
+    if (px < 0 || px >= ip[IP_MAP_NX] || py < 0 || py >= ip[IP_MAP_NY]) return;
+    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph->w * bin_eff[ph->bin]));
+    pq_i64 slot = PQ_ATOMIC_ADD_I64(tally + ip[IP_OFF_SCALAR] + TALLY_DETECTED, 1);
+#if PQ_RECORD
+    if (slot < (pq_i64)ip[IP_RECORD_CAP]) {   /* beyond the capacity: counted, not stored */
+        PQ_GLOBAL float *row = records + slot * 8;
+        row[0] = ph->p[0]; row[1] = ph->p[1];
+        row[2] = ph->u[0]; row[3] = ph->u[1]; row[4] = ph->u[2];
+        row[5] = (float)ph->bin; row[6] = ph->w; row[7] = ph->t;
+    }
+#else
+    (void)slot; (void)records;
+#endif
+}
+#endif
 
 /* Transport a photon in tissue until it leaves, is lost to roulette or the time gate closes. */
 PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u16 *labels,
                             PQ_GLOBAL const float *optics, PQ_GLOBAL const float *fp,
-                            PQ_GLOBAL const int *ip, PQ_GLOBAL pq_i64 *tally, pq_rng *rng,
-                            pq_tracer *tracer)
+                            PQ_GLOBAL const int *ip, PQ_GLOBAL pq_i64 *tally,
+                            PQ_GLOBAL const float *conc, PQ_GLOBAL const float *species_abs,
+                            PQ_GLOBAL const float *bin_eff, PQ_GLOBAL float *records,
+                            pq_rng *rng, pq_tracer *tracer)
 {
     const int off_scalar = ip[IP_OFF_SCALAR];
     int axis;
     int flat = pq_flat(ph->v, grid->nv[1], grid->nv[2]);
+#if PQ_NSPECIES
+    const int n_voxels = grid->nv[0] * grid->nv[1] * grid->nv[2];
+    float mua_sp[PQ_NSPECIES];   /* fluorophore absorption in the current voxel, per species */
+    float mua_fluor = pq_species_mua(conc, species_abs, flat, ph->bin, n_voxels, ip[IP_NBIN], mua_sp);
+#else
+    const float mua_fluor = 0.0f;
+#endif
     float w_voxel = ph->w;      /* weight when the current voxel was entered (absorbed = difference) */
     float track = 0.0f;         /* weight x path length in the current voxel, for the fluence */
     int interactions = 0;
@@ -308,7 +402,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
     for (;;) {
         if (ph->s <= 0.0f) ph->s = -PQ_LOG(pq_uniform(rng));   /* draw: free path */
         int o = (ph->bin * grid->nlabel + ph->label) * 4;
-        float mua = optics[o], mus = optics[o + 1], g = optics[o + 2], n = optics[o + 3];
+        float mua = optics[o] + mua_fluor, mus = optics[o + 1], g = optics[o + 2], n = optics[o + 3];
 
         float dist = pq_to_boundary(ph, grid->d, &axis);
         int event = EV_CROSS;
@@ -327,14 +421,14 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         ph->w = w_new;
         ph->s = event == EV_SCATTER ? 0.0f : ph->s - dist * mus;
 
-        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_RECORD(ph, EV_GATE); break; }
+        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_TRACE_EVENT(ph, EV_GATE); break; }
 
         if (event == EV_SCATTER) {
             pq_scatter(ph, g, rng);
             interactions += 1;
-            PQ_RECORD(ph, EV_SCATTER);
+            PQ_TRACE_EVENT(ph, EV_SCATTER);
             if (ph->w < fp[FP_ROULETTE_W]) {  /* unbiased Russian roulette; net weight tallied */
-                pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+                PQ_SETTLE_ABSORBED();
                 float m = fp[FP_ROULETTE_M];
                 if (pq_uniform(rng) * m < 1.0f) {                 /* draw: roulette */
                     float w_up = ph->w * m;
@@ -345,7 +439,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
                     pq_tally_add(tally, off_scalar + TALLY_ROULETTE, -pq_fix_w(ph->w));
                     w_voxel = 0.0f;
                     ph->w = 0.0f;
-                    PQ_RECORD(ph, EV_ROULETTE);
+                    PQ_TRACE_EVENT(ph, EV_ROULETTE);
                     break;
                 }
             }
@@ -361,7 +455,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         int bc = outside ? pq_face_bc(face) : BC_ESCAPE;
         if (outside && bc == BC_MIRROR) {
             pq_flip(ph, axis);
-            PQ_RECORD(ph, EV_REFLECT);
+            PQ_TRACE_EVENT(ph, EV_REFLECT);
             continue;
         }
         if (outside && bc == BC_CYCLIC) { next = step > 0 ? 0 : grid->nv[axis] - 1; outside = 0; }
@@ -378,7 +472,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
             float r = pq_fresnel(n, n_next, PQ_FABS(ph->u[axis]), &cos_t);
             if (pq_uniform(rng) < r) {                            /* draw: reflect or refract */
                 pq_flip(ph, axis);
-                PQ_RECORD(ph, EV_REFLECT);
+                PQ_TRACE_EVENT(ph, EV_REFLECT);
                 continue;
             }
             pq_refract(ph, axis, n / n_next, cos_t);
@@ -386,18 +480,14 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
             final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
 #if PQ_EXIT_MAP
-            if (outside && face == 4 && -ph->u[2] >= fp[FP_MAP_COS]) {
-                int px = (int)PQ_FLOOR((ph->p[0] - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
-                int py = (int)PQ_FLOOR((ph->p[1] - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
-                if (px >= 0 && px < ip[IP_MAP_NX] && py >= 0 && py < ip[IP_MAP_NY])
-                    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph->w));
-            }
+            if (outside && face == 4 && -ph->u[2] >= fp[FP_MAP_COS])
+                pq_score_exit(ph, fp, ip, tally, bin_eff, records);
 #endif
-            PQ_RECORD(ph, EV_ESCAPE);
+            PQ_TRACE_EVENT(ph, EV_ESCAPE);
             break;
         }
         /* into the next voxel: settle this voxel's tallies first */
-        pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+        PQ_SETTLE_ABSORBED();
 #if PQ_FLUENCE
         pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
         track = 0.0f;
@@ -408,10 +498,13 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         ph->v[axis] = next;
         ph->label = next_label;
         flat = pq_flat(ph->v, grid->nv[1], grid->nv[2]);
-        PQ_RECORD(ph, EV_CROSS);
+#if PQ_NSPECIES
+        mua_fluor = pq_species_mua(conc, species_abs, flat, ph->bin, n_voxels, ip[IP_NBIN], mua_sp);
+#endif
+        PQ_TRACE_EVENT(ph, EV_CROSS);
     }
 
-    pq_tally_add(tally, flat, pq_fix_w(w_voxel) - pq_fix_w(ph->w));
+    PQ_SETTLE_ABSORBED();
 #if PQ_FLUENCE
     pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
 #endif
@@ -428,6 +521,12 @@ PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
                             PQ_GLOBAL pq_i64 *tally,
                             PQ_GLOBAL float *trace,
                             PQ_GLOBAL const pq_u32 *trace_ids,
+                            PQ_GLOBAL const float *conc,         /* [species][voxel], µM */
+                            PQ_GLOBAL const float *species_abs,  /* [species][bin], 1/mm per µM */
+                            PQ_GLOBAL const pq_u32 *em_u32,      /* emission source tables */
+                            PQ_GLOBAL const float *em_f32,
+                            PQ_GLOBAL const float *bin_eff,      /* exit-map efficiency per bin */
+                            PQ_GLOBAL float *records,            /* detected photons, 8 floats each */
                             pq_u32 seed_lo, pq_u32 seed_hi,
                             pq_u32 first_lo, pq_u32 first_hi, pq_u32 n_photons)
 {
@@ -447,12 +546,13 @@ PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
             if ((pq_u64)trace_ids[2 * i] + ((pq_u64)trace_ids[2 * i + 1] << 32) == photon) tracer.slot = i;
 #endif
         pq_rng rng;
-        pq_rng_init(&rng, seed_lo, seed_hi, photon, 0u);
+        pq_rng_init(&rng, seed_lo, seed_hi, photon, (pq_u32)ip[IP_STREAM]);
         pq_photon ph;
         ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
         ph.bin = ip[IP_SRC_BIN];
-        pq_launch(&ph, fp, &rng);
+        pq_launch(&ph, fp, ip, em_u32, em_f32, &rng);
         if (pq_enter(&ph, &grid, labels, optics, tally, ip[IP_OFF_SCALAR], &tracer))
-            pq_propagate(&ph, &grid, labels, optics, fp, ip, tally, &rng, &tracer);
+            pq_propagate(&ph, &grid, labels, optics, fp, ip, tally, conc, species_abs, bin_eff,
+                         records, &rng, &tracer);
     }
 }

@@ -22,7 +22,8 @@ FLOAT_PARAMS = (("DX", 1), ("DY", 1), ("DZ", 1), ("N_AMBIENT", 1), ("T_GATE", 1)
                 ("SRC_E1", 3), ("SRC_E2", 3), ("SRC_SIZE", 1), ("MAP_X0", 1), ("MAP_Y0", 1),
                 ("MAP_PX", 1), ("MAP_PY", 1), ("MAP_COS", 1))
 INT_PARAMS = ("NX", "NY", "NZ", "NLABEL", "NBIN", "SRC_BIN", "MAP_NX", "MAP_NY",
-              "OFF_FLUENCE", "OFF_SCALAR", "OFF_MAP", "N_TRACE")
+              "OFF_FLUENCE", "OFF_SPECIES", "OFF_SCALAR", "OFF_MAP", "N_TRACE", "STREAM",
+              "EM_COUNT", "RECORD_CAP")
 
 
 def _offsets(params):
@@ -69,6 +70,12 @@ class KernelPlan:
     trace_len: int
     seed: int
     shape: tuple
+    concentration: np.ndarray  # float32 (n_species, n_voxels) µM, flat; one zero if no species
+    species_absorption: np.ndarray  # float32 (n_species, n_bins) 1/mm per µM, flat
+    emission_u32: np.ndarray  # uint32: emitting voxels (M), alias indices (M) (emission source)
+    emission_f32: np.ndarray  # float32: alias acceptance (M), wavelength-bin CDF (n_bins)
+    bin_efficiency: np.ndarray  # float32 (n_bins,): weight factor when scored into the exit map
+    record_capacity: int      # rows of 8 floats in the detected-photon record
 
     def defines(self) -> dict:
         d = {f"FP_{k}": v for k, v in FP.items()}
@@ -96,7 +103,7 @@ def build_plan(sim) -> KernelPlan:
     medium, source = sim.medium, sim.source
     nx, ny, nz = medium.shape
     exit_map = sim.exit_map
-    layout = TallyLayout(n_voxels=nx * ny * nz, fluence=sim.fluence,
+    layout = TallyLayout(n_voxels=nx * ny * nz, fluence=sim.fluence, n_species=medium.n_species,
                          map_pixels=exit_map.n_pixels if exit_map else 0)
 
     fp = np.zeros(N_FP, dtype=np.float32)
@@ -122,9 +129,23 @@ def build_plan(sim) -> KernelPlan:
                         ("NBIN", medium.n_bins), ("SRC_BIN", source.wavelength_bin),
                         ("MAP_NX", exit_map.pixels[0] if exit_map else 0),
                         ("MAP_NY", exit_map.pixels[1] if exit_map else 0),
-                        ("OFF_FLUENCE", layout.off_fluence), ("OFF_SCALAR", layout.off_scalar),
-                        ("OFF_MAP", layout.off_map), ("N_TRACE", len(sim.trace_photons))):
+                        ("OFF_FLUENCE", layout.off_fluence), ("OFF_SPECIES", layout.off_species),
+                        ("OFF_SCALAR", layout.off_scalar), ("OFF_MAP", layout.off_map),
+                        ("N_TRACE", len(sim.trace_photons)), ("STREAM", sim.rng_stream),
+                        ("RECORD_CAP", exit_map.record_capacity if exit_map else 0)):
         ip[IP[name]] = value
+
+    emission_u32, emission_f32 = np.zeros(1, np.uint32), np.zeros(1, np.float32)
+    if source.kind == "emission":
+        voxels, accept, alias, cdf = source.tables()
+        ip[IP["EM_COUNT"]] = len(voxels)
+        emission_u32 = np.concatenate([voxels, alias]).astype(np.uint32)
+        emission_f32 = np.concatenate([accept, cdf]).astype(np.float32)
+    if medium.n_species:
+        concentration = medium.fluorophore_concentration.reshape(medium.n_species, -1)
+        species_absorption = medium.fluorophore_absorption.astype(np.float32)
+    else:
+        concentration, species_absorption = np.zeros(1, np.float32), np.zeros(1, np.float32)
 
     switches = {
         "PQ_SOURCE": SOURCE_CODES[source.kind],
@@ -133,6 +154,8 @@ def build_plan(sim) -> KernelPlan:
         "PQ_FLUENCE": int(bool(sim.fluence)),
         "PQ_EXIT_MAP": int(exit_map is not None),
         "PQ_TRACE": int(len(sim.trace_photons) > 0),
+        "PQ_NSPECIES": medium.n_species,
+        "PQ_RECORD": int(bool(exit_map and exit_map.record_capacity)),
         **{_BC_MACRO[f]: BC_CODES[medium.boundary[f]] for f in FACES},
     }
     optics = medium.optics.astype(np.float32)
@@ -144,4 +167,10 @@ def build_plan(sim) -> KernelPlan:
         optics=optics, layout=layout,
         trace_ids=np.asarray(sim.trace_photons, dtype=np.uint64),
         trace_len=int(sim.trace_events), seed=int(sim.seed), shape=(nx, ny, nz),
+        concentration=np.ascontiguousarray(concentration, dtype=np.float32).ravel(),
+        species_absorption=np.ascontiguousarray(species_absorption, dtype=np.float32).ravel(),
+        emission_u32=emission_u32, emission_f32=emission_f32,
+        bin_efficiency=(exit_map.efficiency(medium.n_bins) if exit_map else np.ones(medium.n_bins))
+        .astype(np.float32),
+        record_capacity=exit_map.record_capacity if exit_map else 0,
     )

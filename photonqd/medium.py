@@ -12,6 +12,8 @@ BC_CODES = {name: code for code, name in enumerate(BOUNDARY_CONDITIONS)}  # shar
 
 #: Largest grid the 32-bit voxel indexing of the kernels supports.
 MAX_VOXELS = 2**31 - 1
+#: Most fluorophore species one medium may carry (kernel registers hold one value per species).
+MAX_SPECIES = 8
 
 
 def _as_boundary(boundary) -> dict[str, str]:
@@ -42,6 +44,11 @@ class Medium:
     n_ambient:  refractive index of the ambient medium (label 0 and outside the box).
     boundary:   per face of the box ('x-', 'x+', 'y-', 'y+', 'z-', 'z+'): 'escape' (Fresnel against
                 n_ambient, then the photon leaves), 'mirror' or 'cyclic'; a string sets all six.
+    fluorophore_concentration: optional (n_species, nx, ny, nz) concentration of each fluorophore
+                species per voxel, in µM (float32).
+    fluorophore_absorption:    (n_species, n_bins) absorption coefficient per unit concentration,
+                mm⁻¹ per µM, in each wavelength bin. It adds to the tissue's mu_a at every wavelength
+                a photon carries (so emission is re-absorbed too).
     """
 
     labels: np.ndarray
@@ -49,6 +56,8 @@ class Medium:
     optics: np.ndarray
     n_ambient: float = 1.0
     boundary: dict | str = field(default="escape")
+    fluorophore_concentration: np.ndarray | None = None
+    fluorophore_absorption: np.ndarray | None = None
 
     def __post_init__(self):
         labels = np.asarray(self.labels)
@@ -96,6 +105,42 @@ class Medium:
             raise ValueError(f"n_ambient must be >= 1, got {self.n_ambient}")
         self.n_ambient = float(self.n_ambient)
         self.boundary = _as_boundary(self.boundary)
+        self._check_fluorophores()
+
+    def _check_fluorophores(self):
+        conc, absorption = self.fluorophore_concentration, self.fluorophore_absorption
+        if conc is None and absorption is None:
+            return
+        if conc is None or absorption is None:
+            raise ValueError("fluorophore_concentration and fluorophore_absorption go together")
+        conc = np.asarray(conc, dtype=np.float32)
+        if conc.ndim == 3:
+            conc = conc[None]
+        if conc.ndim != 4 or conc.shape[1:] != self.labels.shape:
+            raise ValueError(f"fluorophore_concentration: expected shape (n_species, {self.shape}), "
+                             f"got {np.shape(self.fluorophore_concentration)}")
+        if not 1 <= conc.shape[0] <= MAX_SPECIES:
+            raise ValueError(f"fluorophore_concentration: 1 to {MAX_SPECIES} species, got {conc.shape[0]}")
+        if not np.all(np.isfinite(conc)) or np.any(conc < 0):
+            raise ValueError("fluorophore_concentration: values must be finite and >= 0 µM")
+        if np.any(conc[:, self.labels == 0] > 0):
+            raise ValueError("fluorophore_concentration: ambient (label 0) voxels cannot hold fluorophores")
+        absorption = np.asarray(absorption, dtype=np.float64)
+        if absorption.ndim == 1:
+            absorption = absorption[None]
+        if absorption.shape != (conc.shape[0], self.n_bins):
+            raise ValueError(f"fluorophore_absorption: expected shape (n_species, n_bins) = "
+                             f"({conc.shape[0]}, {self.n_bins}), got {np.shape(self.fluorophore_absorption)}")
+        if not np.all(np.isfinite(absorption)) or np.any(absorption < 0):
+            raise ValueError("fluorophore_absorption: values must be finite and >= 0 mm⁻¹/µM")
+        self.fluorophore_concentration = np.ascontiguousarray(conc)
+        self.fluorophore_absorption = absorption
+
+    @property
+    def n_species(self) -> int:
+        """Number of fluorophore species (0 without fluorophores)."""
+        c = self.fluorophore_concentration
+        return 0 if c is None else c.shape[0]
 
     @property
     def shape(self) -> tuple[int, int, int]:

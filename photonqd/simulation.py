@@ -24,12 +24,18 @@ class ExitMap:
     origin:          (x0, y0) in mm of the map's corner in the grid frame.
     half_angle_deg:  acceptance half-angle in the ambient medium, measured from the -z axis
                      (None: accept every escaping photon).
+    bin_efficiency:  detection efficiency per wavelength bin in [0, 1] (e.g. filter x sensor QE)
+                     multiplying the scored weight; None: 1 in every bin.
+    record_capacity: keep up to this many scored photons (position, direction, bin, weight);
+                     photons beyond it are counted as overflow.
     """
 
     pixels: tuple
     pixel_size: tuple
     origin: tuple = (0.0, 0.0)
     half_angle_deg: float | None = None
+    bin_efficiency: tuple | None = None
+    record_capacity: int = 0
 
     def __post_init__(self):
         px = tuple(int(v) for v in np.broadcast_to(self.pixels, (2,)))
@@ -43,6 +49,24 @@ class ExitMap:
         self.origin = tuple(float(v) for v in np.broadcast_to(self.origin, (2,)))
         if self.half_angle_deg is not None and not 0 < self.half_angle_deg <= 90:
             raise ValueError(f"exit_map.half_angle_deg: must be in (0, 90] degrees, got {self.half_angle_deg}")
+        if self.bin_efficiency is not None:
+            eff = np.asarray(self.bin_efficiency, dtype=np.float64).ravel()
+            if not np.all((eff >= 0) & (eff <= 1)):
+                raise ValueError("exit_map.bin_efficiency: values must lie in [0, 1]")
+            self.bin_efficiency = eff
+        if int(self.record_capacity) != self.record_capacity or not 0 <= self.record_capacity <= 2**26:
+            raise ValueError(f"exit_map.record_capacity: must be an integer in [0, 2**26], "
+                             f"got {self.record_capacity}")
+        self.record_capacity = int(self.record_capacity)
+
+    def efficiency(self, n_bins: int) -> np.ndarray:
+        """Per-bin efficiency for a medium with ``n_bins`` wavelength bins."""
+        if self.bin_efficiency is None:
+            return np.ones(n_bins)
+        if self.bin_efficiency.size != n_bins:
+            raise ValueError(f"exit_map.bin_efficiency: one value per wavelength bin ({n_bins}), "
+                             f"got {self.bin_efficiency.size}")
+        return self.bin_efficiency
 
     @property
     def n_pixels(self) -> int:
@@ -71,6 +95,9 @@ class Simulation:
     exit_map:           an ExitMap for the z = 0 face, or None.
     roulette_threshold: weight below which Russian roulette is played after a scattering event.
     roulette_boost:     a survivor's weight is multiplied by this (survival probability 1/boost).
+    rng_stream:         random stream id (the fourth Philox counter word): runs that must be
+                        independent but share a seed, such as fluorescence stages, use different
+                        streams.
     trace_photons:      photon indices whose first ``trace_events`` events are recorded.
     batch_photons:      photons per kernel launch (None: the backend's default, at most a tenth
                         of the photons so that there are >= 10 batches for standard errors).
@@ -86,6 +113,7 @@ class Simulation:
     exit_map: ExitMap | None = None
     roulette_threshold: float = 1e-4
     roulette_boost: float = 10.0
+    rng_stream: int = 0
     trace_photons: tuple = ()
     trace_events: int = 32
     batch_photons: int | None = None
@@ -117,8 +145,12 @@ class Simulation:
         if ids.size > 1024 or np.any(ids < 0) or np.any(ids >= self.photons) or len(set(ids)) != ids.size:
             raise ValueError("trace_photons: up to 1024 distinct photon indices in [0, photons)")
         self.trace_photons = tuple(int(i) for i in ids)
-        if self.exit_map is not None and not isinstance(self.exit_map, ExitMap):
-            raise TypeError("exit_map: expected a photonqd.ExitMap or None")
+        if self.exit_map is not None:
+            if not isinstance(self.exit_map, ExitMap):
+                raise TypeError("exit_map: expected a photonqd.ExitMap or None")
+            self.exit_map.efficiency(self.medium.n_bins)
+        if int(self.rng_stream) != self.rng_stream or not 0 <= self.rng_stream < 2**32:
+            raise ValueError(f"rng_stream: must be an integer in [0, 2**32), got {self.rng_stream}")
         self.source.check(self.medium)
         tissue = self.medium.optics[:, 1:, :]
         escape = any(bc == "escape" for bc in self.medium.boundary.values()) or \
@@ -145,19 +177,21 @@ class Simulation:
         batch = int(self.batch_photons or
                     min(be.default_batch, max(-(-self.photons // 10), be.min_batch)))
         total = np.zeros(plan.layout.size, dtype=np.int64)
-        batch_photons, batch_scalars, batch_tallies = [], [], []
+        batch_photons, batch_scalars, batch_tallies, records = [], [], [], []
+        capacity = plan.record_capacity
         trace = None
         done = 0
         while done < self.photons:
             n = min(batch, self.photons - done)
-            raw, tr = runner.run(done, n)
-            if tr is not None:
-                trace = tr if trace is None else np.where(np.isnan(trace), tr, trace)
-            total += raw
-            norm = normalise(raw, plan.layout, n)
+            out = runner.run(done, n)
+            if out.trace is not None:
+                trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
+            if capacity:
+                records.append(out.records[:capacity - sum(len(r) for r in records)])
+            total += out.tally
+            norm = normalise(out.tally, plan.layout, n)
             batch_photons.append(n)
             batch_scalars.append(np.append(norm["scalars"], norm["absorbed"].sum()))
-            batch_scalars[-1][SCALAR_SLOTS["INTERACTIONS"]] = norm["interactions"]
             if self.keep_batches:
                 batch_tallies.append(self._arrays(norm, plan.layout))
             done += n
@@ -170,6 +204,8 @@ class Simulation:
         norm = normalise(total, plan.layout, self.photons)
         arrays = self._arrays(norm, plan.layout)
         s = norm["scalars"]
+        offered = total[plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]]
+        detected = _as_records(np.concatenate(records)) if capacity else None
         return Result(
             photons=self.photons, backend=be.name, device=be.device,
             absorbed=arrays["absorbed"], fluence=arrays["fluence"],
@@ -177,7 +213,9 @@ class Simulation:
             escaped_ambient=float(s[SCALAR_SLOTS["ESCAPE_AMBIENT"]]),
             specular=float(s[SCALAR_SLOTS["SPECULAR"]]), missed=float(s[SCALAR_SLOTS["MISSED"]]),
             alive=float(s[SCALAR_SLOTS["ALIVE"]]), roulette=float(s[SCALAR_SLOTS["ROULETTE"]]),
-            exit_map=arrays["exit_map"], interactions=float(norm["interactions"]),
+            exit_map=arrays["exit_map"], interactions=float(s[SCALAR_SLOTS["INTERACTIONS"]]),
+            fluorophore_absorbed=arrays["species"], detected=detected,
+            detected_overflow=int(offered) - (0 if detected is None else len(detected)),
             batch_photons=np.array(batch_photons), batch_scalars=np.array(batch_scalars),
             batch_tallies=batch_tallies or None, trace=trace, seconds=end - start,
             extra={"prepare_seconds": prepared - start, "transport_seconds": end - prepared},
@@ -190,5 +228,19 @@ class Simulation:
             "absorbed": norm["absorbed"].reshape(shape),
             "fluence": None if norm["track"] is None else norm["track"].reshape(shape) / volume,
             "exit_map": norm["map"].reshape(self.exit_map.pixels) if self.exit_map else None,
+            "species": norm["species"].reshape((-1, *shape)) if layout.n_species else None,
         }
+
+
+#: Fields of a detected-photon record, in kernel order.
+RECORD_FIELDS = ("x", "y", "ux", "uy", "uz", "bin", "weight", "time_ns")
+
+
+def _as_records(rows: np.ndarray) -> np.ndarray:
+    """Kernel record rows (float32 x 8) as a structured array."""
+    out = np.zeros(len(rows), dtype=[(f, np.int64 if f == "bin" else np.float64)
+                                     for f in RECORD_FIELDS])
+    for i, f in enumerate(RECORD_FIELDS):
+        out[f] = rows[:, i]
+    return out
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .medium import Medium
+from .sampling import alias_table
 
-SOURCE_CODES = {"pencil": 0, "gaussian": 1, "disk": 2, "rectangle": 3, "isotropic": 4}  # kernels/
+SOURCE_CODES = {"pencil": 0, "gaussian": 1, "disk": 2, "rectangle": 3, "isotropic": 4,
+                "emission": 5}  # kernels/transport.cl SRC_*
 
 
 def _vector(name: str, value) -> np.ndarray:
@@ -157,3 +159,45 @@ class IsotropicPoint(Source):
         p = self.position
         if not (np.all(p > 0) and np.all(p < medium.extent)):
             raise ValueError(f"position: an isotropic point source must lie inside the grid, got {p.tolist()}")
+
+
+@dataclass
+class VoxelEmission(Source):
+    """Isotropic emission from voxels (fluorescence): a voxel is chosen with probability proportional
+    to ``density`` (nx, ny, nz, any non-negative unit), the start point is uniform within it, and the
+    wavelength bin is drawn with probability proportional to ``bin_weights`` (one per optics bin).
+    Results are per launched emission photon; the caller scales them by the total emission."""
+
+    density: np.ndarray = None
+    bin_weights: tuple = (1.0,)
+    kind: str = field(init=False, default="emission")
+
+    def __post_init__(self):
+        super().__post_init__()
+        density = np.asarray(self.density, dtype=np.float64)
+        if density.ndim != 3 or not np.all(np.isfinite(density)) or np.any(density < 0) \
+                or not density.sum() > 0:
+            raise ValueError("density: need a 3-D array of finite, non-negative values with a positive sum")
+        self.density = density
+        weights = np.asarray(self.bin_weights, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("bin_weights: need finite, non-negative weights with a positive sum")
+        self.bin_weights = weights
+
+    def check(self, medium: Medium) -> None:
+        if self.density.shape != medium.shape:
+            raise ValueError(f"density: shape {self.density.shape} differs from the medium's {medium.shape}")
+        if np.any(self.density[medium.labels == 0] > 0):
+            raise ValueError("density: ambient (label 0) voxels cannot emit")
+        if self.bin_weights.size != medium.n_bins:
+            raise ValueError(f"bin_weights: one weight per wavelength bin ({medium.n_bins}), "
+                             f"got {self.bin_weights.size}")
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(voxel flat indices, alias accept, alias index, bin CDF) as the kernel reads them."""
+        flat = self.density.ravel()
+        voxels = np.flatnonzero(flat > 0).astype(np.uint32)
+        accept, alias = alias_table(flat[voxels])
+        cdf = np.cumsum(self.bin_weights) / self.bin_weights.sum()
+        cdf[-1] = 1.0
+        return voxels, accept, alias, cdf.astype(np.float32)

@@ -32,8 +32,9 @@ SCALAR_SLOTS = {
     "ALIVE": 9,            # still propagating when the time gate closed
     "ROULETTE": 10,        # net weight added by Russian roulette
     "INTERACTIONS": 11,    # number of scattering events (a count, not fixed point)
+    "DETECTED": 12,        # photons offered to the detected-photon record (a count)
 }
-N_SCALARS = 12
+N_SCALARS = 13
 
 #: Trace event codes (EV_<NAME> in kernels/transport.cl).
 EVENTS = {"LAUNCH": 0, "SCATTER": 1, "CROSS": 2, "REFLECT": 3, "ESCAPE": 4, "GATE": 5,
@@ -49,6 +50,7 @@ class TallyLayout:
 
     n_voxels: int
     fluence: bool
+    n_species: int
     map_pixels: int
 
     @property
@@ -56,8 +58,13 @@ class TallyLayout:
         return self.n_voxels
 
     @property
-    def off_scalar(self) -> int:
+    def off_species(self) -> int:
+        """Start of the per-species absorbed weight, (n_species, n_voxels)."""
         return self.n_voxels * (2 if self.fluence else 1)
+
+    @property
+    def off_scalar(self) -> int:
+        return self.off_species + self.n_species * self.n_voxels
 
     @property
     def off_map(self) -> int:
@@ -81,7 +88,14 @@ class Result:
     missed:              never entered tissue (extended source partly outside the grid).
     alive:               still propagating when the time gate closed.
     roulette:            net weight added by Russian roulette (expectation 0).
-    exit_map:            escaped weight through z = 0 per pixel (mx, my), or None.
+    exit_map:            escaped weight through z = 0 per pixel (mx, my), times the map's
+                         per-bin efficiency, or None.
+    fluorophore_absorbed: weight absorbed by each fluorophore species per voxel
+                         (n_species, nx, ny, nz), or None without fluorophores.
+    detected:            record of photons scored into the exit map, structured array with
+                         x, y [mm], ux, uy, uz (in the ambient medium), bin, weight (before the
+                         efficiency) and time_ns (time of flight), or None.
+    detected_overflow:   photons that did not fit into the record (counted, not dropped silently).
     interactions:        mean number of scattering events per launched photon.
     batch_scalars:       per-batch normalised scalar tallies (n_batches, N_SCALARS), for
                          batch-means standard errors.
@@ -103,6 +117,9 @@ class Result:
     batch_photons: np.ndarray
     batch_scalars: np.ndarray
     batch_tallies: list | None = None
+    fluorophore_absorbed: np.ndarray | None = None
+    detected: np.ndarray | None = None
+    detected_overflow: int = 0
     trace: np.ndarray | None = None
     seconds: float = 0.0          # wall time: kernel preparation + transport
     extra: dict = field(default_factory=dict)
@@ -139,7 +156,8 @@ class Result:
 SCALAR_COLUMNS = {
     "specular": 0, "missed": 1,
     **{f"escaped {face}": 2 + i for i, face in enumerate(FACES)},
-    "escaped_ambient": 8, "alive": 9, "roulette": 10, "interactions": 11, "absorbed": 12,
+    "escaped_ambient": 8, "alive": 9, "roulette": 10, "interactions": 11, "detected": 12,
+    "absorbed": 13,
 }
 
 
@@ -157,13 +175,15 @@ def batch_mean_error(values: np.ndarray, photons: np.ndarray) -> tuple[float, fl
 def normalise(raw: np.ndarray, layout: TallyLayout, photons: int) -> dict:
     """Convert a raw int64 tally buffer into per-photon floating-point quantities."""
     s = raw[layout.off_scalar:layout.off_map].astype(np.float64)
-    weight = s / FIX_WEIGHT / photons
+    scalars = s / FIX_WEIGHT / photons
+    for count in ("INTERACTIONS", "DETECTED"):  # counts, not fixed-point weights
+        scalars[SCALAR_SLOTS[count]] = s[SCALAR_SLOTS[count]] / photons
     out = {
         "absorbed": raw[:layout.n_voxels].astype(np.float64) / FIX_WEIGHT / photons,
         "track": (raw[layout.off_fluence:layout.off_fluence + layout.n_voxels].astype(np.float64)
                   / FIX_TRACK / photons) if layout.fluence else None,
-        "scalars": weight,
-        "interactions": s[SCALAR_SLOTS["INTERACTIONS"]] / photons,
+        "species": raw[layout.off_species:layout.off_scalar].astype(np.float64) / FIX_WEIGHT / photons,
+        "scalars": scalars,
         "map": raw[layout.off_map:layout.size].astype(np.float64) / FIX_WEIGHT / photons,
     }
     return out

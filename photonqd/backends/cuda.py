@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernel_source import KernelPlan, photon_words, rng_program
+from ..tallies import SCALAR_SLOTS
+from .numpy_backend import BatchOutput
 
 THREADS_PER_BLOCK = 128
 
@@ -54,12 +56,17 @@ class CudaRunner:
         with backend.dev:
             module = cp.RawModule(code=backend.program_source(plan), options=("--std=c++14",))
             self.kernel = module.get_function("pq_transport")
-            self.args = [cp.asarray(plan.labels), cp.asarray(plan.optics.ravel()),
-                         cp.asarray(plan.fp), cp.asarray(plan.ip)]
             self.tally = cp.zeros(plan.layout.size, dtype=cp.int64)
             n_trace = max(len(plan.trace_ids), 1)
             self.trace = cp.full((n_trace, plan.trace_len, 8), np.nan, dtype=cp.float32)
-            self.trace_ids = cp.asarray(plan.trace_words)
+            self.records = cp.zeros((max(plan.record_capacity, 1), 8), dtype=cp.float32)
+            # argument order of pq_transport in kernels/transport.cl
+            self.args = [cp.asarray(plan.labels), cp.asarray(plan.optics.ravel()),
+                         cp.asarray(plan.fp), cp.asarray(plan.ip), self.tally, self.trace,
+                         cp.asarray(plan.trace_words), cp.asarray(plan.concentration),
+                         cp.asarray(plan.species_absorption), cp.asarray(plan.emission_u32),
+                         cp.asarray(plan.emission_f32), cp.asarray(plan.bin_efficiency),
+                         self.records]
         self.dev = backend.dev
 
     def run(self, first: int, n: int):
@@ -69,9 +76,11 @@ class CudaRunner:
             self.tally.fill(0)
             blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
             self.kernel((blocks,), (THREADS_PER_BLOCK,),
-                        (*self.args, self.tally, self.trace, self.trace_ids,
-                         np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
+                        (*self.args, np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
                          np.uint32(first & 0xFFFFFFFF), np.uint32(first >> 32), np.uint32(n)))
             tally = cp.asnumpy(self.tally)
             trace = cp.asnumpy(self.trace).astype(np.float64) if len(self.plan.trace_ids) else None
-        return tally, trace
+            offered = int(tally[self.plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]])
+            kept = min(offered, self.plan.record_capacity)
+            records = cp.asnumpy(self.records[:kept]).astype(np.float64)
+        return BatchOutput(tally, trace, records)

@@ -8,6 +8,8 @@ It is for tests and machines with nothing else, not for production speed.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..kernel_source import FP, IP, KernelPlan
@@ -19,6 +21,14 @@ from ..tallies import EVENTS, FIX_TRACK, FIX_WEIGHT, SCALAR_SLOTS
 C0 = 299.792458  # mm/ns
 ESCAPE, MIRROR, CYCLIC = BC_CODES["escape"], BC_CODES["mirror"], BC_CODES["cyclic"]
 _BC_SWITCHES = ("PQ_BC_XMIN", "PQ_BC_XMAX", "PQ_BC_YMIN", "PQ_BC_YMAX", "PQ_BC_ZMIN", "PQ_BC_ZMAX")
+
+
+class BatchOutput(NamedTuple):
+    """What every backend's runner returns for one batch."""
+
+    tally: np.ndarray            # int64 fixed-point tallies (photonqd.tallies.TallyLayout)
+    trace: np.ndarray | None     # (n_traced, trace_len, 8) or None
+    records: np.ndarray          # (n, 8) detected-photon rows kept in this batch
 
 
 def fix_weight(w):
@@ -97,6 +107,12 @@ class NumpyRunner:
         self.labels = plan.labels.reshape(plan.shape)
         self.optics = plan.optics.astype(np.float64)
         self.bc = np.array([plan.switches[s] for s in _BC_SWITCHES])
+        self.n_species = plan.switches["PQ_NSPECIES"]
+        n_bins = int(plan.ip[IP["NBIN"]])
+        if self.n_species:
+            self.concentration = plan.concentration.reshape(self.n_species, -1).astype(np.float64)
+            self.species_absorption = plan.species_absorption.reshape(self.n_species, n_bins) \
+                .astype(np.float64)
 
     # --- helpers ---------------------------------------------------------------------------
     def _flat(self, v):
@@ -135,7 +151,9 @@ class NumpyRunner:
         scalar = plan.layout.off_scalar
         self.tally = np.zeros(plan.layout.size, dtype=np.int64)
         ids = np.uint64(first) + np.arange(n, dtype=np.uint64)
-        rng = PhotonStreams(plan.seed, ids)
+        rng = PhotonStreams(plan.seed, ids, stream=int(self.ip[IP["STREAM"]]))
+        self.records = []
+        self.offered = 0
         self.trace = None
         if sw["PQ_TRACE"]:
             self.trace = np.full((len(plan.trace_ids), plan.trace_len, 8), np.nan)
@@ -164,6 +182,10 @@ class NumpyRunner:
             phi = np.pi * (2 * rng.uniform(everyone) - 1)                      # draw: phi
             st = np.sqrt(np.maximum(1 - ct * ct, 0))
             u = np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
+        bins = np.full(n, int(self.ip[IP["SRC_BIN"]]))
+        emission = kind == SOURCE_CODES["emission"]
+        if emission:
+            p, u, v, bins = self._launch_emission(rng, everyone)
         self.p, self.u = p, u
         self.w = np.ones(n)
         t = np.zeros(n)
@@ -173,7 +195,7 @@ class NumpyRunner:
         from_ambient = np.zeros(n, dtype=bool)
 
         # Enter the grid: starts outside the box or on its surface move to the entry point.
-        outside = ~np.all((p > 0) & (p < self.extent), axis=1)
+        outside = ~np.all((p > 0) & (p < self.extent), axis=1) & (not emission)
         o = everyone[outside]
         if len(o):
             po, uo = p[o], u[o]
@@ -196,10 +218,11 @@ class NumpyRunner:
             axis[hit] = ax
             from_ambient[hit] = True
 
-        f = p / self.d
-        v = np.floor(f).astype(np.int64)
-        v -= ((v == f) & (u < 0)).astype(np.int64)               # on a face: the voxel ahead
-        v = np.clip(v, 0, self.nv - 1)
+        if not emission:  # an emission photon already knows its voxel
+            f = p / self.d
+            v = np.floor(f).astype(np.int64)
+            v -= ((v == f) & (u < 0)).astype(np.int64)           # on a face: the voxel ahead
+            v = np.clip(v, 0, self.nv - 1)
         label = np.zeros(n, dtype=np.int64)
         label[alive] = self.labels.ravel()[self._flat(v[alive])]
 
@@ -222,7 +245,6 @@ class NumpyRunner:
             inb = amb[~gone]
             label[inb] = self.labels.ravel()[self._flat(v[inb])]
 
-        bins = np.full(n, int(self.ip[IP["SRC_BIN"]]))
         n_amb = fp[FP["N_AMBIENT"]]
         if sw["PQ_SPECULAR"]:
             e = everyone[alive & from_ambient]
@@ -241,7 +263,29 @@ class NumpyRunner:
         self._record(everyone[alive], EVENTS["LAUNCH"])
 
         self._transport(everyone[alive], p, u, v, label, bins, t, s, rng)
-        return self.tally, self.trace
+        self._add(scalar + SCALAR_SLOTS["DETECTED"], np.int64(self.offered))
+        records = np.concatenate(self.records) if self.records else np.zeros((0, 8))
+        return BatchOutput(self.tally, self.trace, records[:plan.record_capacity])
+
+    def _launch_emission(self, rng, idx):
+        """Voxel from the alias table, uniform point inside it, isotropic direction, wavelength bin."""
+        m = int(self.ip[IP["EM_COUNT"]])
+        voxels, alias = self.plan.emission_u32[:m], self.plan.emission_u32[m:2 * m]
+        accept, cdf = self.plan.emission_f32[:m], self.plan.emission_f32[m:]
+        k = np.minimum((rng.uniform(idx) * m).astype(np.int64), m - 1)    # draw: table entry
+        keep = rng.uniform(idx) < accept[k]                               # draw: accept or alias
+        flat = voxels[np.where(keep, k, alias[k])].astype(np.int64)
+        v = np.stack([flat // (self.nv[1] * self.nv[2]), (flat // self.nv[2]) % self.nv[1],
+                      flat % self.nv[2]], axis=1)
+        offset = np.stack([rng.uniform(idx) for _ in range(3)], axis=1)  # draw: x, y, z in voxel
+        p = (v + offset) * self.d
+        ct = 2 * rng.uniform(idx) - 1                                     # draw: cos theta
+        phi = np.pi * (2 * rng.uniform(idx) - 1)                          # draw: phi
+        st = np.sqrt(np.maximum(1 - ct * ct, 0))
+        u = np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
+        xi = rng.uniform(idx)                                             # draw: wavelength bin
+        bins = np.minimum(np.searchsorted(cdf.astype(np.float64), xi, side="left"), len(cdf) - 1)
+        return p, u, v, bins
 
     def _transport(self, act, p, u, v, label, bins, t, s, rng):
         fp, sw, plan = self.fp, self.plan.switches, self.plan
@@ -255,6 +299,10 @@ class NumpyRunner:
             s[need] = -np.log(rng.uniform(need))                         # draw: free path
             props = self.optics[bins[act], label[act]]
             mua, mus, g, n = props[:, 0], props[:, 1], props[:, 2], props[:, 3]
+            flat = self._flat(v[act])
+            if self.n_species:  # fluorophores add to the tissue's absorption at every wavelength
+                mua_species = self.concentration[:, flat] * self.species_absorption[:, bins[act]]
+                mua = mua + mua_species.sum(axis=0)
             dist, axis = self._to_boundary(p[act], u[act], v[act])
             event = np.full(len(act), EVENTS["CROSS"])
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -269,8 +317,13 @@ class NumpyRunner:
             p[act] += dist[:, None] * u[act]
             t[act] += dist * n / C0
             w_new = w[act] * np.exp(-mua * dist)
-            flat = self._flat(v[act])
-            self._add(flat, fix_weight(w[act]) - fix_weight(w_new))
+            deposit = fix_weight(w[act]) - fix_weight(w_new)
+            self._add(flat, deposit)
+            for sp in range(self.n_species):  # each species' share of the absorbed weight
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    share = np.where(mua > 0, mua_species[sp] / mua, 0.0)
+                self._add(plan.layout.off_species + sp * len(labels_flat) + flat,
+                          np.rint(deposit * share).astype(np.int64))
             if sw["PQ_FLUENCE"]:  # track-length estimator: integral of the weight along the step
                 with np.errstate(divide="ignore", invalid="ignore"):
                     track = np.where(mua > 0, (w[act] - w_new) / mua, w[act] * dist)
@@ -306,11 +359,11 @@ class NumpyRunner:
 
             cr = event == EVENTS["CROSS"]
             if cr.any():
-                dead.append(self._cross(act[cr], axis[cr], n[cr], p, u, v, label, bins,
+                dead.append(self._cross(act[cr], axis[cr], n[cr], p, u, v, label, bins, t,
                                         labels_flat, n_amb, rng))
             act = np.setdiff1d(act, np.concatenate(dead), assume_unique=True)
 
-    def _cross(self, c, ax, n, p, u, v, label, bins, labels_flat, n_amb, rng):
+    def _cross(self, c, ax, n, p, u, v, label, bins, t, labels_flat, n_amb, rng):
         """Photons ``c`` on a face of their voxel normal to ``ax``; returns those that leave."""
         scalar = self.plan.layout.off_scalar
         w = self.w
@@ -359,7 +412,12 @@ class NumpyRunner:
             py = np.floor((p[top, 1] - fp[FP["MAP_Y0"]]) / fp[FP["MAP_PY"]]).astype(np.int64)
             inmap = (px >= 0) & (px < ip[IP["MAP_NX"]]) & (py >= 0) & (py < ip[IP["MAP_NY"]])
             pix = ip[IP["OFF_MAP"]] + px[inmap] * ip[IP["MAP_NY"]] + py[inmap]
-            self._add(pix, fix_weight(w[top[inmap]]))
+            scored = top[inmap]
+            self._add(pix, fix_weight(w[scored] * self.plan.bin_efficiency[bins[scored]]))
+            self.offered += len(scored)
+            if self.plan.record_capacity:
+                self.records.append(np.column_stack([
+                    p[scored, 0], p[scored, 1], u[scored], bins[scored], w[scored], t[scored]]))
         self._record(out, EVENTS["ESCAPE"])
 
         move = ~reflect & (next_label != 0)

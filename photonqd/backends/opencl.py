@@ -7,6 +7,8 @@ import logging
 import numpy as np
 
 from ..kernel_source import KernelPlan, kernel_file, photon_words, rng_program
+from ..tallies import SCALAR_SLOTS
+from .numpy_backend import BatchOutput
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +98,36 @@ class OpenCLRunner:
         program = cl.Program(ctx, backend.program_source(plan)).build()
         self.kernel = cl.Kernel(program, "pq_transport")
         ro = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
-        self.buffers = [
-            cl.Buffer(ctx, ro, hostbuf=plan.labels),
-            cl.Buffer(ctx, ro, hostbuf=plan.optics.ravel()),
-            cl.Buffer(ctx, ro, hostbuf=plan.fp),
-            cl.Buffer(ctx, ro, hostbuf=plan.ip),
-        ]
         self.tally = np.zeros(plan.layout.size, dtype=np.int64)
         self.tally_buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, self.tally.nbytes)
         n_trace = max(len(plan.trace_ids), 1)
         self.trace = np.full((n_trace, plan.trace_len, 8), np.nan, dtype=np.float32)
         self.trace_buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
                                    hostbuf=self.trace)
-        self.trace_ids = cl.Buffer(ctx, ro, hostbuf=plan.trace_words)
+        self.records = np.zeros((max(plan.record_capacity, 1), 8), dtype=np.float32)
+        self.records_buf = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, self.records.nbytes)
+        # argument order of pq_transport in kernels/transport.cl
+        self.buffers = [
+            cl.Buffer(ctx, ro, hostbuf=plan.labels),
+            cl.Buffer(ctx, ro, hostbuf=plan.optics.ravel()),
+            cl.Buffer(ctx, ro, hostbuf=plan.fp),
+            cl.Buffer(ctx, ro, hostbuf=plan.ip),
+            self.tally_buf, self.trace_buf,
+            cl.Buffer(ctx, ro, hostbuf=plan.trace_words),
+            cl.Buffer(ctx, ro, hostbuf=plan.concentration),
+            cl.Buffer(ctx, ro, hostbuf=plan.species_absorption),
+            cl.Buffer(ctx, ro, hostbuf=plan.emission_u32),
+            cl.Buffer(ctx, ro, hostbuf=plan.emission_f32),
+            cl.Buffer(ctx, ro, hostbuf=plan.bin_efficiency),
+            self.records_buf,
+        ]
 
     def run(self, first: int, n: int):
         cl, q = self.cl, self.queue
         self.tally[:] = 0
         cl.enqueue_copy(q, self.tally_buf, self.tally)
         seed = self.plan.seed
-        self.kernel(q, (n,), None, *self.buffers, self.tally_buf, self.trace_buf, self.trace_ids,
+        self.kernel(q, (n,), None, *self.buffers,
                     np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
                     np.uint32(first & 0xFFFFFFFF), np.uint32(first >> 32), np.uint32(n))
         cl.enqueue_copy(q, self.tally, self.tally_buf)
@@ -123,5 +135,10 @@ class OpenCLRunner:
         if len(self.plan.trace_ids):
             cl.enqueue_copy(q, self.trace, self.trace_buf)
             trace = self.trace.astype(np.float64)
+        kept = 0
+        if self.plan.record_capacity:
+            cl.enqueue_copy(q, self.records, self.records_buf)
+            offered = self.tally[self.plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]]
+            kept = min(int(offered), self.plan.record_capacity)
         q.finish()
-        return self.tally.copy(), trace
+        return BatchOutput(self.tally.copy(), trace, self.records[:kept].astype(np.float64))

@@ -191,7 +191,9 @@ class Simulation:
             total += out.tally
             norm = normalise(out.tally, plan.layout, n)
             batch_photons.append(n)
-            batch_scalars.append(np.append(norm["scalars"], norm["absorbed"].sum()))
+            species = norm["species"].reshape(plan.layout.n_species, plan.layout.n_voxels).sum(axis=1)
+            batch_scalars.append(np.concatenate([norm["scalars"], [norm["absorbed"].sum(),
+                                                                   norm["map"].sum()], species]))
             if self.keep_batches:
                 batch_tallies.append(self._arrays(norm, plan.layout))
             done += n

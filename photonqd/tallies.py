@@ -144,21 +144,30 @@ class Result:
                 + self.escaped_ambient + self.alive - self.roulette)
 
     def batch_values(self, name: str) -> np.ndarray:
-        """Per-batch values of a scalar quantity (see ``scalar_names``)."""
-        return self.batch_scalars[:, SCALAR_COLUMNS[name]]
+        """Per-batch values of a scalar quantity (see ``SCALAR_COLUMNS``)."""
+        return self.batch_scalars[:, scalar_column(name)]
 
     def mean_and_error(self, name: str) -> tuple[float, float]:
         """Photon-weighted batch mean and its standard error (batch means) for a scalar quantity."""
         return batch_mean_error(self.batch_values(name), self.batch_photons)
 
 
-#: Columns of Result.batch_scalars: the kernel's scalar slots plus the absorbed total.
+#: Columns of Result.batch_scalars: the kernel's scalar slots, then the absorbed total, the exit
+#: map total and the absorbed total of each fluorophore species ("fluorophore 0", ...).
 SCALAR_COLUMNS = {
     "specular": 0, "missed": 1,
     **{f"escaped {face}": 2 + i for i, face in enumerate(FACES)},
     "escaped_ambient": 8, "alive": 9, "roulette": 10, "interactions": 11, "detected": 12,
-    "absorbed": 13,
+    "absorbed": 13, "exit_map": 14,
 }
+
+
+def scalar_column(name: str) -> int:
+    if name.startswith("fluorophore "):
+        return len(SCALAR_COLUMNS) + int(name.split()[1])
+    if name not in SCALAR_COLUMNS:
+        raise KeyError(f"{name!r}: batch quantities are {list(SCALAR_COLUMNS)} and 'fluorophore <i>'")
+    return SCALAR_COLUMNS[name]
 
 
 def batch_mean_error(values: np.ndarray, photons: np.ndarray) -> tuple[float, float]:

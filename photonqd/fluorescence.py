@@ -1,0 +1,354 @@
+"""Fluorescence imaging in the engine: QD excitation -> emission, autofluorescence, camera, noise.
+
+Two stages (DESIGN.md, "Fluorescence"):
+
+1. Excitation at one wavelength: the transport kernel tallies fluence and, per fluorophore species,
+   the excitation weight each absorbs in each voxel (their absorption adds to the tissue's).
+2. Emission: every species emits QY x (absorbed excitation photons) per voxel. Emission photons start
+   at voxels drawn in proportion to that density (uniform within the voxel, isotropic), with a
+   wavelength bin drawn from the emission spectrum restricted to the camera's band, and are
+   transported with the optics of their own bin, re-absorption by every species included. One launch
+   covers the band; the band fraction scales the result. Tissue autofluorescence is a second emitter:
+   yield x (excitation weight absorbed by the tissue itself).
+
+All images are in detected photoelectrons per launched excitation photon per camera pixel (the
+camera's acceptance cone, filter and quantum efficiency applied in the kernel); the photon budget
+(:func:`photonqd.noise.photon_rate`) turns them into electrons over the exposure.
+
+An excitation stage is reusable: a new camera, window or emission spectrum reruns only stage 2. A
+fluorophore that was absent from stage 1 is excited through the stored fluence (its absorption
+then does not attenuate the excitation light: a first-order approximation, noted in the result).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .autofluorescence import Autofluorescence, default_autofluorescence, default_names
+from .camera import Camera
+from .medium import MAX_SPECIES, Medium
+from .noise import electrons, photon_rate, realise, region_snr, snr
+from .optics import build_optics_table
+from .optics.provenance import Provenance
+from .optics.quantum_dots import QuantumDot
+from .simulation import Simulation
+from .sources import DiskSource, GaussianBeam, RectangleSource, Source, VoxelEmission
+from .tallies import Result
+
+#: Random streams: excitation 0, species s -> 1 + s, autofluorescence group g -> AF_STREAM + g.
+AF_STREAM = 1 + MAX_SPECIES
+
+
+@dataclass
+class Fluorophore:
+    """A QD species and its concentration per voxel (µM, shaped like the label volume)."""
+
+    quantum_dot: QuantumDot
+    concentration_uM: np.ndarray
+
+    def __post_init__(self):
+        if not isinstance(self.quantum_dot, QuantumDot):
+            raise TypeError("quantum_dot: expected a photonqd.optics.QuantumDot")
+        c = np.asarray(self.concentration_uM, dtype=np.float32)
+        if c.ndim != 3 or not np.all(np.isfinite(c)) or np.any(c < 0):
+            raise ValueError("concentration_uM: need a 3-D array of finite values >= 0 µM")
+        self.concentration_uM = c
+
+
+@dataclass
+class Excitation:
+    """The excitation light: geometry (a photonqd source), wavelength and irradiance.
+
+    area_mm2: illuminated area that receives ``irradiance_mw_per_cm2`` (mW/cm²); by default the
+    source's own: π r² (disk), |edge1 × edge2| (rectangle), π w²/2 (Gaussian, so that the given
+    irradiance is the peak). Pencil and point sources need it stated.
+    """
+
+    source: Source
+    wavelength_nm: float
+    irradiance_mw_per_cm2: float
+    area_mm2: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.source, Source) or isinstance(self.source, VoxelEmission):
+            raise TypeError("source: expected a photonqd light source (PencilBeam, GaussianBeam, ...)")
+        if not (math.isfinite(self.wavelength_nm) and 300 <= self.wavelength_nm <= 2000):
+            raise ValueError(f"wavelength_nm: must be in [300, 2000] nm, got {self.wavelength_nm}")
+        if not (math.isfinite(self.irradiance_mw_per_cm2) and self.irradiance_mw_per_cm2 > 0):
+            raise ValueError(f"irradiance_mw_per_cm2: must be > 0, got {self.irradiance_mw_per_cm2}")
+        if self.area_mm2 is None:
+            s = self.source
+            if isinstance(s, DiskSource):
+                self.area_mm2 = math.pi * s.radius**2
+            elif isinstance(s, RectangleSource):
+                self.area_mm2 = float(np.linalg.norm(np.cross(s.edge1, s.edge2)))
+            elif isinstance(s, GaussianBeam):
+                self.area_mm2 = math.pi * s.waist**2 / 2
+            else:
+                raise ValueError(f"area_mm2: state the illuminated area for a {type(s).__name__}")
+        if not (math.isfinite(self.area_mm2) and self.area_mm2 > 0):
+            raise ValueError(f"area_mm2: must be > 0 mm², got {self.area_mm2}")
+
+    @property
+    def photons_per_s(self) -> float:
+        return photon_rate(self.irradiance_mw_per_cm2, self.wavelength_nm, self.area_mm2)
+
+
+@dataclass
+class ExcitationStage:
+    """Stage 1 of a scene, reusable for any camera, window or emitter."""
+
+    excitation: Excitation
+    result: Result                 # tallies per launched excitation photon
+    species: tuple                 # fluorophores present during the stage
+    provenance: Provenance
+
+    def tissue_absorbed(self) -> np.ndarray:
+        """Excitation weight absorbed by tissue (not by fluorophores) per voxel."""
+        absorbed = self.result.absorbed
+        if self.result.fluorophore_absorbed is not None:
+            absorbed = absorbed - self.result.fluorophore_absorbed.sum(axis=0)
+        return np.clip(absorbed, 0.0, None)
+
+
+@dataclass
+class FluorescenceResult:
+    """Images per camera pixel (binned), electrons over the exposure, and signal-to-noise.
+
+    signal_per_photon:     (n_species, mx, my) detected photoelectrons per excitation photon,
+                           unbinned camera pixels.
+    autofluorescence_per_photon, leakage_per_photon: (mx, my), same units.
+    signal_e, background_e: electrons per binned pixel over the exposure (all species summed;
+                           background = autofluorescence + excitation leakage).
+    snr_map:               per binned pixel, S / sqrt(S + B + dark + read²).
+    emitted:               photons emitted per excitation photon, per species (all wavelengths).
+    band_fraction:         fraction of each species' emission inside the camera band.
+    """
+
+    stage: ExcitationStage
+    camera: Camera
+    wavelengths_nm: np.ndarray
+    signal_per_photon: np.ndarray
+    autofluorescence_per_photon: np.ndarray
+    leakage_per_photon: np.ndarray
+    emitted: np.ndarray
+    band_fraction: np.ndarray
+    emission_results: list
+    provenance: Provenance
+    notes: list = field(default_factory=list)
+
+    @property
+    def background_per_photon(self) -> np.ndarray:
+        return self.autofluorescence_per_photon + self.leakage_per_photon
+
+    @property
+    def signal_e(self) -> np.ndarray:
+        return electrons(self.signal_per_photon.sum(axis=0), self.stage.excitation.photons_per_s,
+                         self.camera)
+
+    @property
+    def background_e(self) -> np.ndarray:
+        return electrons(self.background_per_photon, self.stage.excitation.photons_per_s, self.camera)
+
+    @property
+    def snr_map(self) -> np.ndarray:
+        return snr(self.signal_e, self.background_e, self.camera)
+
+    def region_snr(self, mask) -> float:
+        """SNR of the signal summed over the binned pixels where ``mask`` is True."""
+        return region_snr(self.signal_e, self.background_e, mask, self.camera)
+
+    def noisy_image(self, seed: int) -> np.ndarray:
+        """One realisation of the camera image in electrons (Poisson + read noise)."""
+        return realise(self.signal_e, self.background_e, self.camera, seed)
+
+
+@dataclass
+class FluorescenceScene:
+    """A labelled tissue volume with fluorophores, ready to be excited and imaged.
+
+    labels:           uint8/uint16 volume (nx, ny, nz); 0 is the ambient medium.
+    voxel_size:       mm (one number or dx, dy, dz).
+    tissues:          {label: tissue} for labels 1..N: a photonqd.optics Tissue, preset or
+                      Intralipid (anything with ``properties(wavelengths_nm)``).
+    autofluorescence: {label: Autofluorescence}. Labels left out take the default of their tissue
+                      preset (``photonqd.autofluorescence``) when one exists; pass None for a label
+                      to switch its autofluorescence off.
+    """
+
+    labels: np.ndarray
+    voxel_size: float | tuple
+    tissues: Mapping[int, object]
+    autofluorescence: dict = field(default_factory=dict)
+    n_ambient: float = 1.0
+    boundary: dict | str = "escape"
+    fluorophores: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels)
+        present = set(np.unique(self.labels).tolist()) - {0}
+        missing = present - set(self.tissues)
+        if missing:
+            raise ValueError(f"tissues: labels {sorted(missing)} occur in the volume without a tissue")
+        for label, af in self.autofluorescence.items():
+            if af is not None and not isinstance(af, Autofluorescence):
+                raise TypeError(f"autofluorescence[{label}]: expected an Autofluorescence or None")
+
+    def add_fluorophore(self, quantum_dot: QuantumDot, concentration_uM) -> int:
+        """Add a QD species (µM per voxel, or one number for every tissue voxel); returns its index."""
+        if len(self.fluorophores) >= MAX_SPECIES:
+            raise ValueError(f"fluorophores: at most {MAX_SPECIES} species")
+        c = np.asarray(concentration_uM, dtype=np.float32)
+        if c.ndim == 0:
+            c = np.where(self.labels > 0, c, 0).astype(np.float32)
+        if c.shape != self.labels.shape:
+            raise ValueError(f"concentration_uM: shape {c.shape} differs from the labels' {self.labels.shape}")
+        self.fluorophores.append(Fluorophore(quantum_dot, c))
+        return len(self.fluorophores) - 1
+
+    def medium(self, wavelengths_nm, fluorophores=None) -> tuple[Medium, object]:
+        """The engine's medium at these bin wavelengths, with the given fluorophores."""
+        fluorophores = self.fluorophores if fluorophores is None else fluorophores
+        table = build_optics_table(self.tissues, wavelengths_nm,
+                                   quantum_dots=[f.quantum_dot for f in fluorophores],
+                                   n_ambient=self.n_ambient)
+        kwargs = {}
+        if fluorophores:
+            kwargs = dict(fluorophore_concentration=np.stack([f.concentration_uM for f in fluorophores]),
+                          fluorophore_absorption=table.qd_absorption)
+        medium = Medium(self.labels, self.voxel_size, table.table, n_ambient=self.n_ambient,
+                        boundary=self.boundary, **kwargs)
+        return medium, table
+
+    def autofluorescence_of(self, label: int) -> Autofluorescence | None:
+        if label in self.autofluorescence:
+            return self.autofluorescence[label]
+        name = getattr(self.tissues[label], "name", None)
+        return default_autofluorescence(name) if name in default_names() else None
+
+    # --- stage 1 ---------------------------------------------------------------------------
+    def excite(self, excitation: Excitation, camera: Camera, photons: int, backend=None,
+               seed: int = 1, progress=None) -> ExcitationStage:
+        """Excitation transport: fluence, per-species absorption, and the leakage image."""
+        medium, table = self.medium([excitation.wavelength_nm])
+        # excitation light reaching the sensor through the filter's blocking (OD) is leakage
+        leakage = camera.detection_efficiency([excitation.wavelength_nm])
+        exit_map = dataclasses.replace(camera.exit_map(medium), bin_efficiency=leakage)
+        source = dataclasses.replace(excitation.source, wavelength_bin=0)
+        result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
+                            exit_map=exit_map, rng_stream=0).run(backend, progress)
+        return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance)
+
+    # --- stage 2 ---------------------------------------------------------------------------
+    def image(self, stage: ExcitationStage, camera: Camera, photons: int, backend=None,
+              seed: int = 1, bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
+        """Emission transport of every species and of tissue autofluorescence into ``camera``."""
+        if not bin_width_nm > 0:
+            raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
+        lo, hi = camera.band
+        n_bins = max(1, int(math.ceil((hi - lo) / bin_width_nm)))
+        edges = np.linspace(lo, hi, n_bins + 1)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        medium, table = self.medium(centres)
+        provenance = Provenance().merge(stage.provenance).merge(table.provenance)
+        camera_map = camera.exit_map(medium)
+        voxel_volume = float(np.prod(medium.voxel_size))
+        notes = []
+
+        signal = np.zeros((len(self.fluorophores), *camera_map.pixels))
+        emitted = np.zeros(len(self.fluorophores))
+        band_fraction = np.zeros(len(self.fluorophores))
+        runs = []
+        for s, fluor in enumerate(self.fluorophores):
+            qd = fluor.quantum_dot
+            absorbed = self._species_absorbed(stage, fluor, voxel_volume, notes)
+            density = qd.quantum_yield * absorbed
+            emitted[s] = density.sum()
+            weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
+            band_fraction[s] = weights.sum()
+            if emitted[s] <= 0 or band_fraction[s] <= 0:
+                continue
+            sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
+                             photons=photons, seed=seed, fluence=False,
+                             exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
+                             rng_stream=1 + s)
+            r = sim.run(backend, progress)
+            runs.append(r)
+            signal[s] = r.exit_map * emitted[s] * band_fraction[s]
+
+        autofluorescence = np.zeros(camera_map.pixels)
+        tissue_absorbed = stage.tissue_absorbed()
+        for g, (spectrum, density) in enumerate(self._autofluorescence_groups(tissue_absorbed)):
+            weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
+            if density.sum() <= 0 or weights.sum() <= 0:
+                continue
+            sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
+                             photons=photons, seed=seed, fluence=False,
+                             exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
+                             rng_stream=AF_STREAM + g)
+            r = sim.run(backend, progress)
+            runs.append(r)
+            autofluorescence += r.exit_map * density.sum() * weights.sum()
+
+        return FluorescenceResult(
+            stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
+            autofluorescence_per_photon=autofluorescence,
+            leakage_per_photon=stage.result.exit_map, emitted=emitted, band_fraction=band_fraction,
+            emission_results=runs, provenance=provenance, notes=notes,
+        )
+
+    def run(self, excitation: Excitation, camera: Camera, photons: int = 100_000,
+            emission_photons: int | None = None, backend=None, seed: int = 1,
+            bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
+        """Both stages: excite, then image through ``camera``."""
+        stage = self.excite(excitation, camera, photons, backend, seed, progress)
+        return self.image(stage, camera, emission_photons or photons, backend, seed, bin_width_nm,
+                          progress)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _species_absorbed(self, stage, fluor, voxel_volume, notes) -> np.ndarray:
+        """Excitation photons absorbed by ``fluor`` per voxel, per launched excitation photon."""
+        for i, present in enumerate(stage.species):
+            if present is fluor:
+                return stage.result.fluorophore_absorbed[i]
+        # not present during excitation: track-length estimate from the stored fluence
+        wl = [stage.excitation.wavelength_nm]
+        mua = fluor.concentration_uM * float(fluor.quantum_dot.mua_per_uM(wl)[0])
+        notes.append(f"{fluor.quantum_dot.name}: excited through the stored fluence; its absorption "
+                     "does not attenuate the excitation light (first order)")
+        return stage.result.fluence * voxel_volume * mua
+
+    def _autofluorescence_groups(self, tissue_absorbed):
+        """(emission spectrum, emission density) per distinct autofluorescence spectrum."""
+        groups = []
+        for label in sorted(self.tissues):
+            af = self.autofluorescence_of(label)
+            if af is None or af.yield_per_absorbed == 0:
+                continue
+            density = np.where(self.labels == label, af.yield_per_absorbed * tissue_absorbed, 0.0)
+            for i, (spectrum, total) in enumerate(groups):
+                if spectrum == af.emission:
+                    groups[i] = (spectrum, total + density)
+                    break
+            else:
+                groups.append((af.emission, density))
+        return groups
+
+
+def _bin_weights(pdf, edges, camera, step_nm: float = 1.0):
+    """Emission probability of each bin (integral of the pdf per nm over the bin) and the
+    camera's detection efficiency averaged over the bin with the emission spectrum as weight."""
+    weights, efficiency = np.zeros(len(edges) - 1), np.zeros(len(edges) - 1)
+    for b in range(len(edges) - 1):
+        n = max(2, int(math.ceil((edges[b + 1] - edges[b]) / step_nm)) + 1)
+        wl = np.linspace(edges[b], edges[b + 1], n)
+        p = np.asarray(pdf(wl), dtype=np.float64)
+        weights[b] = np.trapezoid(p, wl)
+        if weights[b] > 0:
+            efficiency[b] = np.trapezoid(p * camera.detection_efficiency(wl), wl) / weights[b]
+    return weights, np.clip(efficiency, 0.0, 1.0)

@@ -72,7 +72,7 @@ def test_absorption_model_and_conversion():
     assert prov.extrapolated_quantities == ["epsilon_qd"]
 
 
-@pytest.mark.parametrize("qy", [0.0, 1.2, -0.1])
+@pytest.mark.parametrize("qy", [1.2, -0.1, float("nan")])
 def test_bad_quantum_yield_raises(qy):
     with pytest.raises(ValueError, match="quantum_yield"):
         QuantumDot("x", ExcitonAbsorption(800.0, 1e5, 0.1, ((400.0, 1e6),)), qy, GaussianEmission(820.0, 40.0))

@@ -82,7 +82,7 @@ class NumpyBackend:
     name = "numpy"
     device = "CPU (NumPy reference)"
     default_batch = 10_000
-    min_batch = 5_000
+    min_batch = 2_000
 
     def prepare(self, plan: KernelPlan) -> "NumpyRunner":
         return NumpyRunner(plan)

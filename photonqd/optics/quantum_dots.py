@@ -218,8 +218,8 @@ class QuantumDot:
     typical: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        if not (np.isfinite(self.quantum_yield) and 0 < self.quantum_yield <= 1):
-            raise ValueError(f"quantum_yield: must be in (0, 1], got {self.quantum_yield!r}")
+        if not (np.isfinite(self.quantum_yield) and 0 <= self.quantum_yield <= 1):
+            raise ValueError(f"quantum_yield: must be in [0, 1], got {self.quantum_yield!r}")
 
     def _provenance(self, provenance):
         if provenance is not None:

@@ -138,7 +138,7 @@ class FluorescenceResult:
     leakage_per_photon: np.ndarray
     emitted: np.ndarray
     band_fraction: np.ndarray
-    emission_results: list
+    emission_results: list         # one Result per emitter launch (species first, then autofluorescence)
     provenance: Provenance
     notes: list = field(default_factory=list)
 
@@ -247,7 +247,11 @@ class FluorescenceScene:
     # --- stage 2 ---------------------------------------------------------------------------
     def image(self, stage: ExcitationStage, camera: Camera, photons: int, backend=None,
               seed: int = 1, bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
-        """Emission transport of every species and of tissue autofluorescence into ``camera``."""
+        """Emission transport of every species and of tissue autofluorescence into ``camera``.
+
+        photons: emission photons in all, shared between the emitters (see ``_photon_shares``).
+        bin_width_nm: width of the wavelength bins that discretise the camera band.
+        """
         if not bin_width_nm > 0:
             raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
         lo, hi = camera.band
@@ -260,40 +264,38 @@ class FluorescenceScene:
         voxel_volume = float(np.prod(medium.voxel_size))
         notes = []
 
-        signal = np.zeros((len(self.fluorophores), *camera_map.pixels))
+        # every emitter: (species index or None for autofluorescence, density, bin weights,
+        # bin efficiencies, random stream)
+        emitters = []
         emitted = np.zeros(len(self.fluorophores))
         band_fraction = np.zeros(len(self.fluorophores))
-        runs = []
         for s, fluor in enumerate(self.fluorophores):
             qd = fluor.quantum_dot
-            absorbed = self._species_absorbed(stage, fluor, voxel_volume, notes)
-            density = qd.quantum_yield * absorbed
-            emitted[s] = density.sum()
+            density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes)
             weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
-            band_fraction[s] = weights.sum()
-            if emitted[s] <= 0 or band_fraction[s] <= 0:
-                continue
-            sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
-                             photons=photons, seed=seed, fluence=False,
-                             exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
-                             rng_stream=1 + s)
-            r = sim.run(backend, progress)
-            runs.append(r)
-            signal[s] = r.exit_map * emitted[s] * band_fraction[s]
-
-        autofluorescence = np.zeros(camera_map.pixels)
-        tissue_absorbed = stage.tissue_absorbed()
-        for g, (spectrum, density) in enumerate(self._autofluorescence_groups(tissue_absorbed)):
+            emitted[s], band_fraction[s] = density.sum(), weights.sum()
+            emitters.append((s, density, weights, efficiency, 1 + s))
+        for g, (spectrum, density) in enumerate(self._autofluorescence_groups(stage.tissue_absorbed())):
             weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
-            if density.sum() <= 0 or weights.sum() <= 0:
-                continue
+            emitters.append((None, density, weights, efficiency, AF_STREAM + g))
+        emitters = [e for e in emitters if e[1].sum() > 0 and e[2].sum() > 0]
+        shares = _photon_shares([e[1].sum() * e[2].sum() for e in emitters])
+
+        signal = np.zeros((len(self.fluorophores), *camera_map.pixels))
+        autofluorescence = np.zeros(camera_map.pixels)
+        runs = []
+        for (species, density, weights, efficiency, stream), share in zip(emitters, shares):
             sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
-                             photons=photons, seed=seed, fluence=False,
+                             photons=max(1, int(round(photons * share))), seed=seed, fluence=False,
                              exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
-                             rng_stream=AF_STREAM + g)
+                             rng_stream=stream)
             r = sim.run(backend, progress)
             runs.append(r)
-            autofluorescence += r.exit_map * density.sum() * weights.sum()
+            image = r.exit_map * density.sum() * weights.sum()  # per excitation photon
+            if species is None:
+                autofluorescence += image
+            else:
+                signal[species] = image
 
         return FluorescenceResult(
             stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
@@ -305,7 +307,8 @@ class FluorescenceScene:
     def run(self, excitation: Excitation, camera: Camera, photons: int = 100_000,
             emission_photons: int | None = None, backend=None, seed: int = 1,
             bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
-        """Both stages: excite, then image through ``camera``."""
+        """Both stages: excite with ``photons`` excitation photons, then image through ``camera``
+        with ``emission_photons`` (default: as many) emission photons shared between emitters."""
         stage = self.excite(excitation, camera, photons, backend, seed, progress)
         return self.image(stage, camera, emission_photons or photons, backend, seed, bin_width_nm,
                           progress)
@@ -338,6 +341,16 @@ class FluorescenceScene:
             else:
                 groups.append((af.emission, density))
         return groups
+
+
+def _photon_shares(powers, floor: float = 0.25) -> np.ndarray:
+    """Split emission photons between emitters: in proportion to their in-band emission, but at
+    least ``floor`` of an even split each, so that a faint emitter still gets an image."""
+    powers = np.asarray(powers, dtype=np.float64)
+    if powers.size == 0:
+        return powers
+    shares = np.maximum(powers / powers.sum(), floor / powers.size)
+    return shares / shares.sum()
 
 
 def _bin_weights(pdf, edges, camera, step_nm: float = 1.0):

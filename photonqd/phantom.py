@@ -142,3 +142,42 @@ def spherebox(size=60.0, voxel_size=1.0, tissue=(0.002, 1.0, 0.01, 1.37),
 
 #: MCX benchmark generators by name.
 MCX_BENCHMARKS = {f.__name__: f for f in (cube60, cube60b, cube60planar, cubesph60b, spherebox)}
+
+
+#: Default skin layers over muscle (top to bottom): tissue preset and thickness in mm. Epidermis
+#: 0.1 mm, dermis 1.4 mm and subcutaneous fat 2 mm are typical of human skin on the trunk
+#: (S. L. Jacques, Phys. Med. Biol. 58, R37 (2013) section 5; epidermis 0.05-0.15 mm,
+#: dermis 1-2 mm); muscle fills the rest.
+SKIN_LAYERS = (("epidermis", 0.1), ("dermis", 1.4), ("subcutaneous_fat", 2.0))
+
+
+def skin_tumour(depth_mm: float = 3.0, radius_mm: float = 1.0, size_mm=(20.0, 20.0, 15.0),
+                voxel_size=(0.25, 0.25, 0.1), layers=SKIN_LAYERS, quantum_dot=None,
+                concentration_uM: float = 1.0, n_ambient: float = 1.0):
+    """Layered skin over skeletal muscle with a spherical tumour (``tumour_generic``) whose centre
+    lies ``depth_mm`` below the surface, at the centre of the field; with ``quantum_dot`` the
+    tumour holds it at ``concentration_uM``. Returns a photonqd.fluorescence.FluorescenceScene."""
+    from .fluorescence import FluorescenceScene
+    from .optics import tissue_preset
+
+    if not radius_mm > 0 or not depth_mm >= radius_mm:
+        raise ValueError(f"depth_mm, radius_mm: need radius > 0 and depth >= radius, got "
+                         f"{depth_mm}, {radius_mm}")
+    shape = grid_shape(size_mm, voxel_size)
+    if depth_mm + radius_mm > size_mm[2]:
+        raise ValueError(f"depth_mm: the tumour must fit inside the {size_mm[2]} mm deep volume")
+    _, _, z = voxel_centres(shape, voxel_size)
+    names = [name for name, _ in layers] + ["skeletal_muscle", "tumour_generic"]
+    labels = np.full(shape, len(layers) + 1, dtype=np.uint8)  # muscle below the layers
+    top = 0.0
+    for i, (_, thickness) in enumerate(layers):
+        labels[:, :, (z >= top) & (z < top + thickness)] = i + 1
+        top += thickness
+    centre = (size_mm[0] / 2, size_mm[1] / 2, depth_mm)
+    tumour = sphere_mask(shape, voxel_size, centre, radius_mm)
+    labels[tumour] = len(names)
+    scene = FluorescenceScene(labels, voxel_size, {i + 1: tissue_preset(n) for i, n in enumerate(names)},
+                              n_ambient=n_ambient)
+    if quantum_dot is not None:
+        scene.add_fluorophore(quantum_dot, np.where(tumour, concentration_uM, 0.0))
+    return scene

@@ -26,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -62,6 +63,9 @@ def add_arguments(parser) -> None:
                         help="timed runs per case and engine; the fastest counts (default 1)")
     parser.add_argument("--seed", type=int, default=MCX_SEED, help=f"random seed (default {MCX_SEED}, MCX's)")
     parser.add_argument("--no-pmcxcl", action="store_true", help="do not run the pmcxcl peer")
+    parser.add_argument("--fluorescence", action="store_true",
+                        help="also time a full fluorescence simulation (excitation + emission to the "
+                             "camera) against excitation alone, same photons, on the skin tumour scene")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--save", metavar="DIR", type=Path,
                         help="also write the JSON report to DIR/<date>-<commit>.json")
@@ -81,6 +85,9 @@ def run_cli(args) -> int:
     backends = args.backends or [b for b in available() if b != "numpy"] or ["numpy"]
     report = run_benchmark(args.cases or list(DEFAULT_CASES), list(dict.fromkeys(backends)),
                            photons, numpy_photons, args.seed, args.repeat, peer=not args.no_pmcxcl)
+    if args.fluorescence:
+        report["fluorescence"] = [_time_fluorescence(name, report["photons"][name], args.seed, args.repeat)
+                                  for name in dict.fromkeys(backends)]
     text = json.dumps(report, indent=2)
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
@@ -129,6 +136,35 @@ def run_benchmark(cases, backends, photons: int, numpy_photons: int, seed: int, 
                     report["checks"].append(_compare(ours, theirs))
     report["load_average_end"] = _load_average()
     return report
+
+
+def _time_fluorescence(backend, photons: int, seed: int, repeat: int) -> dict:
+    """Wall time of excitation alone and of excitation + emission (QD and autofluorescence, the
+    same number of emission photons in all) on photonqd.phantom.skin_tumour, imaged in NIR-II."""
+    from .camera import Camera, EmissionFilter, sensor_preset
+    from .fluorescence import Excitation
+    from .optics import qd_preset
+    from .phantom import skin_tumour
+    from .sources import DiskSource
+
+    scene = skin_tumour(depth_mm=3.0, quantum_dot=qd_preset("pbs_cds_1300"))
+    camera = Camera(field_of_view_mm=(10.0, 10.0), pixels=(25, 25), centre_mm=(10.0, 10.0),
+                    numerical_aperture=0.3, emission_filter=EmissionFilter(1250.0, 1400.0, blocking_od=6.0),
+                    sensor=sensor_preset("ingaas_standard"), exposure_s=0.05)
+    excitation = Excitation(DiskSource((10.0, 10.0, 0.0), radius=5.0), 808.0, 50.0)
+    scene.run(excitation, camera, photons=_warmup(photons), backend=backend, seed=seed)
+    excite, full = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        stage = scene.excite(excitation, camera, photons, backend, seed)
+        middle = time.perf_counter()
+        scene.image(stage, camera, photons, backend, seed)
+        excite.append(middle - start)
+        full.append(time.perf_counter() - start)
+    return {"scene": "skin_tumour(depth_mm=3, pbs_cds_1300), NIR-II 1250-1400 nm",
+            "backend": stage.result.backend, "device": stage.result.device, "photons": photons,
+            "excitation_seconds": min(excite), "full_seconds": min(full),
+            "overhead_ratio": min(full) / min(excite)}
 
 
 def _count(option: str, value: float) -> int:
@@ -286,6 +322,9 @@ def format_report(report: dict) -> str:
         ratio = f"  speed ratio photonqd/pmcxcl = {c['ratio']:.2f}" if c.get("ratio") else ""
         note = f"  ({c['note']})" if c.get("note") else ""
         lines.append(f"{c['case']:13s}{c['check']}: {verdict}, z = {c['z']:.1f}{ratio}{note}")
+    for f in report.get("fluorescence", []):
+        lines.append(f"fluorescence {f['backend']}: excitation {f['excitation_seconds']:.2f} s, excitation + "
+                     f"emission {f['full_seconds']:.2f} s, ratio {f['overhead_ratio']:.2f} ({f['photons']} photons)")
     for s in report["skipped"]:
         lines.append(f"skipped {s['engine']} {s['backend']}: {s['reason']}")
     return "\n".join(lines)

@@ -90,3 +90,13 @@ def test_package_never_imports_pmcxcl():
     code = "import photonqd, photonqd.bench, photonqd.phantom, photonqd.cli, sys; print('pmcxcl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_fluorescence_overhead_is_reported():
+    """--fluorescence times excitation alone and excitation + emission on the skin tumour scene."""
+    from photonqd.bench import _time_fluorescence
+
+    out = _time_fluorescence("numpy", 20, seed=1, repeat=1)
+    assert out["backend"] == "numpy" and out["photons"] == 20
+    assert out["full_seconds"] > out["excitation_seconds"] > 0
+    assert out["overhead_ratio"] == pytest.approx(out["full_seconds"] / out["excitation_seconds"])

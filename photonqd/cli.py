@@ -1,10 +1,11 @@
-"""The ``photonqd`` command line: devices, validate, bench."""
+"""The ``photonqd`` command line: study, run, show, devices, validate, bench."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 
 def _devices(args) -> int:
@@ -32,6 +33,83 @@ def _bench(args) -> int:
     return run_cli(args)
 
 
+def _study(args, single_depth: bool = False) -> int:
+    from .backends import get_backend
+    from .io import load, save
+    from .study import default_config_text, parse_config, run_study
+
+    text = Path(args.config).read_text() if args.config else default_config_text()
+    config = parse_config(text, photons=args.photons)
+    if single_depth:
+        config.depths_mm = config.depths_mm[:1]
+    backend = get_backend(args.backend)
+    run_info = {"backend": backend.name, "device": backend.device}
+    out = Path(args.output)
+    done = None
+    if out.exists():
+        done, info = load(out)
+        if done.config.text != config.text or done.config.photons != config.photons:
+            raise ValueError(f"{out}: holds a different study; choose another -o path or delete it")
+        if info.get("backend") != backend.name:
+            raise ValueError(f"{out}: was run on {info.get('backend')}, not {backend.name}; resuming would "
+                             "mix backends")
+        print(f"resuming {out}: depths done {done.completed_depths()}", file=sys.stderr)
+    bar = _Progress(len(config.depths_mm))
+
+    def saved(result):
+        save(result, out, run_info)
+        bar.step(f"{result.completed_depths()[-1]:g} mm saved")
+
+    result = run_study(config, backend, done=done, on_depth=saved)
+    print(format_table(result))
+    print(f"results: {out}")
+    if args.plots:
+        from .plots import write_plots
+        for path in write_plots(result, args.plots):
+            print(f"plot: {path}")
+    return 0
+
+
+def _show(args) -> int:
+    from .io import load
+
+    result, info = load(args.results)
+    print(f"{args.results}: photonqd {info['photonqd_version']} commit {info['git_commit'][:10] or '?'}, "
+          f"backend {info['backend']} ({info['device']}), seed {info['seed']}, created {info['created']}")
+    print(format_table(result))
+    return 0
+
+
+def format_table(result) -> str:
+    """Per probe: the deepest detectable depth, then the metrics at every depth."""
+    cfg = result.config
+    lines = [f"criterion: {cfg.criterion} >= {cfg.threshold:g}, with the target's contrast resolved by "
+             "the Monte Carlo (relative error below 30 %)", f"{'probe':10s}{'max depth (mm)':>16s}"]
+    for p in cfg.probes:
+        lines.append(f"{p.name:10s}{result.max_depth(p.name):16.3g}")
+    lines.append(f"{'probe':10s}{'depth':>7s}{'CNR':>11s}{'SNR':>11s}{'SBR':>9s}{'contrast':>10s}"
+                 f"{'FWHM mm':>9s}{'MC err':>8s}  detectable")
+    for img in sorted(result.images, key=lambda i: (i.probe, i.depth_mm)):
+        m = img.metrics
+        lines.append(f"{img.probe:10s}{img.depth_mm:7.3g}{m.cnr:11.4g}{m.snr:11.4g}{m.sbr:9.3g}"
+                     f"{m.contrast:10.3f}{m.fwhm_mm:9.3g}{img.signal_rel_error:8.2f}  "
+                     f"{'yes' if result.detectable(img) else 'no'}")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def step(self, text: str) -> None:
+        self.done += 1
+        filled = int(30 * self.done / self.total)
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {text}",
+              file=sys.stderr, end="\n" if self.done == self.total else "", flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photonqd", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log backend discovery")
@@ -39,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("devices", help="list backends and devices, and why any was skipped")
     p.set_defaults(func=_devices)
+
+    for name, single, text in (("study", False, "depth study: NIR-I vs NIR-II detectability against depth "
+                                                 "(no CONFIG: the default study)"),
+                               ("run", True, "one simulation: the first depth of CONFIG's study")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config", metavar="CONFIG.toml", nargs="?" if not single else None,
+                       help="study configuration (examples/*.toml)")
+        p.add_argument("-o", "--output", default="results.h5" if not single else "run.h5",
+                       help="HDF5 results file; an existing one of the same study is resumed")
+        p.add_argument("--backend", choices=("cuda", "opencl", "numpy"), help="default: auto")
+        p.add_argument("--photons", type=int, help="override the excitation and emission photon counts")
+        p.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR")
+        p.set_defaults(func=lambda a, single=single: _study(a, single))
+
+    p = sub.add_parser("show", help="summary table of a results file")
+    p.add_argument("results", metavar="RESULTS.h5")
+    p.set_defaults(func=_show)
 
     from .validation.runner import add_arguments as validate_arguments
     p = sub.add_parser("validate", help="run validation cases against published values")
@@ -58,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
         print(f"photonqd {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -107,6 +107,7 @@ class ExcitationStage:
     result: Result                 # tallies per launched excitation photon
     species: tuple                 # fluorophores present during the stage
     provenance: Provenance
+    exit_map: object               # the camera geometry its exit map (escaping excitation) used
 
     def tissue_absorbed(self) -> np.ndarray:
         """Excitation weight absorbed by tissue (not by fluorophores) per voxel."""
@@ -179,6 +180,7 @@ class FluorescenceScene:
     autofluorescence: {label: Autofluorescence}. Labels left out take the default of their tissue
                       preset (``photonqd.autofluorescence``) when one exists; pass None for a label
                       to switch its autofluorescence off.
+    target:           optional boolean mask (nx, ny, nz) of the imaging target (for metrics).
     """
 
     labels: np.ndarray
@@ -188,6 +190,7 @@ class FluorescenceScene:
     n_ambient: float = 1.0
     boundary: dict | str = "escape"
     fluorophores: list = field(default_factory=list)
+    target: np.ndarray | None = None
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels)
@@ -234,23 +237,26 @@ class FluorescenceScene:
     # --- stage 1 ---------------------------------------------------------------------------
     def excite(self, excitation: Excitation, camera: Camera, photons: int, backend=None,
                seed: int = 1, progress=None) -> ExcitationStage:
-        """Excitation transport: fluence, per-species absorption, and the leakage image."""
+        """Excitation transport: fluence, per-species absorption, and the excitation light that
+        escapes into ``camera``'s field and acceptance cone (before its filter and sensor: any camera
+        of the same geometry turns it into leakage)."""
         medium, table = self.medium([excitation.wavelength_nm])
-        # excitation light reaching the sensor through the filter's blocking (OD) is leakage
-        leakage = camera.detection_efficiency([excitation.wavelength_nm])
-        exit_map = dataclasses.replace(camera.exit_map(medium), bin_efficiency=leakage)
+        exit_map = camera.exit_map(medium)
         source = dataclasses.replace(excitation.source, wavelength_bin=0)
         result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
                             exit_map=exit_map, rng_stream=0).run(backend, progress)
-        return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance)
+        return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance, exit_map)
 
     # --- stage 2 ---------------------------------------------------------------------------
     def image(self, stage: ExcitationStage, camera: Camera, photons: int, backend=None,
-              seed: int = 1, bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
+              seed: int = 1, bin_width_nm: float = 10.0, progress=None,
+              keep_batches: bool = False) -> FluorescenceResult:
         """Emission transport of every species and of tissue autofluorescence into ``camera``.
 
         photons: emission photons in all, shared between the emitters (see ``_photon_shares``).
         bin_width_nm: width of the wavelength bins that discretise the camera band.
+        keep_batches: keep every batch's image in the emission results (at least 10 batches),
+        for Monte Carlo errors of image-derived quantities.
         """
         if not bin_width_nm > 0:
             raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
@@ -261,6 +267,11 @@ class FluorescenceScene:
         medium, table = self.medium(centres)
         provenance = Provenance().merge(stage.provenance).merge(table.provenance)
         camera_map = camera.exit_map(medium)
+        if camera_map != stage.exit_map:
+            raise ValueError("camera: its field of view, pixels and NA must match the excitation stage's "
+                             "(the leakage image comes from that stage); rerun excite() for this camera")
+        # excitation light reaching the sensor through the filter's blocking (OD) is leakage
+        leakage = stage.result.exit_map * camera.detection_efficiency([stage.excitation.wavelength_nm])[0]
         voxel_volume = float(np.prod(medium.voxel_size))
         notes = []
 
@@ -285,10 +296,12 @@ class FluorescenceScene:
         autofluorescence = np.zeros(camera_map.pixels)
         runs = []
         for (species, density, weights, efficiency, stream), share in zip(emitters, shares):
+            n = max(1, int(round(photons * share)))
             sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
-                             photons=max(1, int(round(photons * share))), seed=seed, fluence=False,
+                             photons=n, seed=seed, fluence=False,
                              exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
-                             rng_stream=stream)
+                             rng_stream=stream, keep_batches=keep_batches,
+                             batch_photons=max(1, n // 10) if keep_batches else None)
             r = sim.run(backend, progress)
             runs.append(r)
             image = r.exit_map * density.sum() * weights.sum()  # per excitation photon
@@ -300,7 +313,7 @@ class FluorescenceScene:
         return FluorescenceResult(
             stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
             autofluorescence_per_photon=autofluorescence,
-            leakage_per_photon=stage.result.exit_map, emitted=emitted, band_fraction=band_fraction,
+            leakage_per_photon=leakage, emitted=emitted, band_fraction=band_fraction,
             emission_results=runs, provenance=provenance, notes=notes,
         )
 

@@ -67,6 +67,14 @@ def _electron_arrays(signal_e, background_e):
     return s, bg
 
 
+def pixel_variance(electrons_e, camera: Camera) -> np.ndarray:
+    """Noise variance [e⁻²] of binned pixels collecting ``electrons_e`` (shot + dark + read)."""
+    e = np.asarray(electrons_e, dtype=float)
+    if np.any(e < 0) or not np.all(np.isfinite(e)):
+        raise ValueError("electrons_e: electrons must be finite and >= 0")
+    return e + _noise_floor(camera)
+
+
 def snr(signal_e, background_e, camera: Camera) -> np.ndarray:
     """Per-pixel SNR = S / sqrt(S + B + D·t·b² + N_r·σ_r²) (electrons per binned pixel)."""
     s, bg = _electron_arrays(signal_e, background_e)

@@ -1,0 +1,75 @@
+"""Figures of a depth study (matplotlib, the ``plot`` extra): metrics against depth per probe, and
+an image montage per depth. PNG files meant for a paper draft."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+METRICS = (("cnr", "contrast-to-noise ratio"), ("snr", "signal-to-noise ratio"),
+           ("sbr", "signal-to-background ratio"), ("fwhm_mm", "apparent size, FWHM (mm)"))
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise RuntimeError("plots need matplotlib: pip install 'photonqd[plot]'") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_metrics(result, path) -> Path:
+    """Metrics against target depth, one line per probe; the criterion's threshold dashed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7))
+    for ax, (name, label) in zip(axes.ravel(), METRICS):
+        for probe in result.config.probes:
+            depths, values = result.metric(probe.name, name)
+            ax.plot(depths, values, "o-", label=probe.name)
+        if name == result.config.criterion:
+            ax.axhline(result.config.threshold, color="k", ls="--", lw=1, label="threshold")
+        if name in ("cnr", "snr", "sbr"):
+            ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("target depth (mm)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    fig.suptitle(f"photonqd depth study: {result.config.phantom}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def plot_montage(result, depth_mm: float, path) -> Path:
+    """Expected camera images (signal + background, electrons) of every probe at one depth."""
+    plt = _pyplot()
+    images = [i for i in result.images if np.isclose(i.depth_mm, depth_mm)]
+    fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.4), squeeze=False)
+    fov = result.config.camera["field_of_view_mm"]
+    for ax, img in zip(axes[0], images):
+        shown = ax.imshow((img.signal_e + img.background_e).T, origin="lower", cmap="inferno",
+                          extent=(-fov / 2, fov / 2, -fov / 2, fov / 2))
+        ax.set_title(f"{img.probe}, {depth_mm:g} mm: CNR {img.metrics.cnr:.3g}")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("y (mm)")
+        fig.colorbar(shown, ax=ax, label="electrons")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def write_plots(result, folder) -> list[Path]:
+    """All figures of a study into ``folder``: metrics.png and montage_<depth>mm.png."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [plot_metrics(result, folder / "metrics.png")]
+    for depth in result.completed_depths():
+        paths.append(plot_montage(result, depth, folder / f"montage_{depth:g}mm.png"))
+    return paths

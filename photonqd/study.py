@@ -30,7 +30,8 @@ from .sources import DiskSource
 from .tallies import batch_mean_error
 
 #: Phantom generators a study can use: each takes depth_mm and returns a FluorescenceScene.
-SCENES = {"skin_tumour": phantoms.skin_tumour}
+SCENES = {f.__name__: f for f in (phantoms.skin_tumour, phantoms.intralipid_capillary,
+                                   phantoms.mouse_head, phantoms.lymph_node)}
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
 #: A depth counts as detectable only where Monte Carlo resolved the target's signal this well.
 MAX_MC_ERROR = 0.3

@@ -16,7 +16,6 @@ numbers were derived, and their uncertainty, is written in the file's header and
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from .optics.provenance import Provenance
 from .optics.quantum_dots import GaussianEmission, TabulatedEmission
+from .tables import read_keyed_csv
 
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULTS_FILE = "autofluorescence_defaults.csv"
@@ -87,8 +87,7 @@ class Autofluorescence:
 
 @lru_cache(maxsize=1)
 def _default_rows() -> dict[str, dict[str, str]]:
-    with open(DATA_DIR / DEFAULTS_FILE, newline="") as fh:
-        return {r["tissue"]: r for r in csv.DictReader(ln for ln in fh if not ln.startswith("#"))}
+    return read_keyed_csv(DATA_DIR / DEFAULTS_FILE, "tissue")
 
 
 def default_names() -> list[str]:

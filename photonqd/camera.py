@@ -14,7 +14,6 @@ typical rather than measured); see ``docs/camera.md``.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,6 +23,7 @@ import numpy as np
 
 from .optics.provenance import Provenance, check_wavelengths
 from .simulation import ExitMap
+from .tables import read_keyed_csv
 
 DATA_DIR = Path(__file__).with_name("data")
 SENSOR_FILE = "sensors.csv"
@@ -123,8 +123,7 @@ def silicon_qe(peak_qe: float, depth_um: float) -> tuple[np.ndarray, np.ndarray]
 
 @lru_cache(maxsize=1)
 def _sensor_rows() -> dict[str, dict[str, str]]:
-    with open(DATA_DIR / SENSOR_FILE, newline="") as fh:
-        return {r["name"]: r for r in csv.DictReader(ln for ln in fh if not ln.startswith("#"))}
+    return read_keyed_csv(DATA_DIR / SENSOR_FILE, "name")
 
 
 def sensor_names() -> list[str]:

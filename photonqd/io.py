@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from . import __version__
 from .metrics import UNITS, TargetMetrics

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 from functools import lru_cache
 
+from ..tables import read_keyed_csv
 from .chromophores import Chromophores
 from .scattering import JACQUES_2013, JacquesScattering, PowerLawScattering, TabulatedScattering
 from .spectra import DATA_DIR
@@ -16,9 +16,7 @@ PRESET_FILE = "tissue_presets.csv"
 @lru_cache(maxsize=1)
 def preset_rows() -> dict[str, dict[str, str]]:
     """The preset table as {name: row}, values as written in the file."""
-    with open(DATA_DIR / PRESET_FILE, newline="") as fh:
-        lines = [ln for ln in fh if not ln.startswith("#")]
-    return {row["name"]: row for row in csv.DictReader(lines)}
+    return read_keyed_csv(DATA_DIR / PRESET_FILE, "name")
 
 
 def preset_names() -> list[str]:

@@ -16,13 +16,13 @@ Absorption model
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import erf, log, sqrt
 
 import numpy as np
 
+from ..tables import read_keyed_csv
 from .chromophores import LN10
 from .provenance import Provenance, check_range, check_wavelengths
 from .spectra import DATA_DIR, Spectrum
@@ -247,8 +247,7 @@ PBS_EXCITON_EPSILON_5NM_TYPICAL = 1.5e5
 
 @lru_cache(maxsize=1)
 def qd_preset_rows() -> dict[str, dict[str, str]]:
-    with open(DATA_DIR / "qd_presets.csv", newline="") as fh:
-        return {r["name"]: r for r in csv.DictReader(ln for ln in fh if not ln.startswith("#"))}
+    return read_keyed_csv(DATA_DIR / "qd_presets.csv", "name")
 
 
 def qd_preset_names() -> list[str]:

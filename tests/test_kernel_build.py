@@ -1,11 +1,9 @@
 """The shared kernel source compiles for CUDA with nvcc even without a GPU, for every switch."""
 
-import itertools
 import os
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 import photonqd as pq

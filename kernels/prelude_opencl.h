@@ -10,7 +10,8 @@ typedef uint pq_u32;
 typedef ulong pq_u64;
 typedef long pq_i64;
 typedef ushort pq_u16;
-#define PQ_MULHI(a, b) mul_hi((pq_u32)(a), (pq_u32)(b))
+/* high word of a 64-bit product: PoCL's mul_hi(uint) builds it from 16-bit pieces instead */
+#define PQ_MULHI(a, b) ((pq_u32)(((pq_u64)(pq_u32)(a) * (pq_u64)(pq_u32)(b)) >> 32))
 #define PQ_ATOMIC_ADD_I64(ptr, v) atom_add((volatile __global long *)(ptr), (long)(v))
 /* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit. */
 #define PQ_TO_I64(x) convert_long_rte(x)

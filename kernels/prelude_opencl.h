@@ -4,7 +4,9 @@
 #define PQ_OPENCL 1
 #define PQ_KERNEL __kernel
 #define PQ_GLOBAL __global
-#define PQ_DEVICE
+/* Inline every helper into the kernel: PoCL keeps large ones out of line, and a photon passed by
+ * pointer to an out-of-line call cannot live in registers. */
+#define PQ_DEVICE static inline __attribute__((always_inline))
 #define PQ_THREAD_ID ((pq_u32)get_global_id(0))
 typedef uint pq_u32;
 typedef ulong pq_u64;

@@ -174,8 +174,9 @@ PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
         uz = uz > 0.0f ? ct : -ct;
     } else {
         float r = PQ_SQRT(1.0f - uz * uz);
-        ux = st * (ph->ux * ph->uz * cp - ph->uy * sp) / r + ph->ux * ct;
-        uy = st * (ph->uy * ph->uz * cp + ph->ux * sp) / r + ph->uy * ct;
+        float q = st / r;
+        ux = q * (ph->ux * ph->uz * cp - ph->uy * sp) + ph->ux * ct;
+        uy = q * (ph->uy * ph->uz * cp + ph->ux * sp) + ph->uy * ct;
         uz = -st * cp * r + ph->uz * ct;
     }
     float norm = 1.0f / PQ_SQRT(ux * ux + uy * uy + uz * uz);
@@ -344,6 +345,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
     PQ_GLOBAL const float *opt = optics + ph->bin * grid->nlabel * 4;
     float mua = opt[ph->label * 4], mus = opt[ph->label * 4 + 1];
     float g = opt[ph->label * 4 + 2], n = opt[ph->label * 4 + 3];
+    float c_n = PQ_C0 / n, n_c = n / PQ_C0;     /* speed in the label and its inverse */
     int flat = pq_flat(ph, grid);
     const int stride_x = grid->ny * grid->nz, stride_y = grid->nz;
     float w_voxel = ph->w;      /* weight when the current voxel was entered (absorbed = difference) */
@@ -359,11 +361,11 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         int event = EV_CROSS;
         if (mus > 0.0f && ph->s <= dist * mus) { dist = ph->s / mus; event = EV_SCATTER; }
 #if PQ_TIME_GATE
-        float d_gate = (fp[FP_T_GATE] - ph->t) * PQ_C0 / n;
+        float d_gate = (fp[FP_T_GATE] - ph->t) * c_n;
         if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
 #endif
         pq_move(ph, dist);
-        ph->t += dist * n / PQ_C0;
+        ph->t += dist * n_c;
         float w_new = ph->w * PQ_EXP(-mua * dist);
 #if PQ_FLUENCE
         /* track-length estimator: integral of the weight along the step */
@@ -459,6 +461,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
             ph->label = next_label;
             mua = opt[next_label * 4]; mus = opt[next_label * 4 + 1];
             g = opt[next_label * 4 + 2]; n = n_next;
+            c_n = PQ_C0 / n; n_c = n / PQ_C0;
         }
         PQ_RECORD(ph, EV_CROSS);
     }

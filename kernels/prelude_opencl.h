@@ -17,9 +17,10 @@ typedef ushort pq_u16;
 #define PQ_ATOMIC_ADD_I64(ptr, v) atom_add((volatile __global long *)(ptr), (long)(v))
 /* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit.
  * PoCL expands convert_long_rte (and rint) into branches; adding and subtracting 2^23 with x's
- * sign rounds |x| < 2^23 in the default rounding mode, and larger floats are whole already. */
+ * sign rounds |x| < 2^23 in the default rounding mode, and larger floats are whole already
+ * (so never build with -cl-fast-relaxed-math / -cl-unsafe-math-optimizations, which may fold it). */
 #define PQ_TO_I64(x) pq_round_i64(x)
-inline long pq_round_i64(float x)
+PQ_DEVICE long pq_round_i64(float x)
 {
     float m = copysign(8388608.0f, x);
     return convert_long(fabs(x) < 8388608.0f ? (x + m) - m : x);

@@ -4,16 +4,27 @@
 #define PQ_OPENCL 1
 #define PQ_KERNEL __kernel
 #define PQ_GLOBAL __global
-#define PQ_DEVICE
+/* Inline every helper into the kernel: PoCL keeps large ones out of line, and a photon passed by
+ * pointer to an out-of-line call cannot live in registers. */
+#define PQ_DEVICE static inline __attribute__((always_inline))
 #define PQ_THREAD_ID ((pq_u32)get_global_id(0))
 typedef uint pq_u32;
 typedef ulong pq_u64;
 typedef long pq_i64;
 typedef ushort pq_u16;
-#define PQ_MULHI(a, b) mul_hi((pq_u32)(a), (pq_u32)(b))
+/* high word of a 64-bit product: PoCL's mul_hi(uint) builds it from 16-bit pieces instead */
+#define PQ_MULHI(a, b) ((pq_u32)(((pq_u64)(pq_u32)(a) * (pq_u64)(pq_u32)(b)) >> 32))
 #define PQ_ATOMIC_ADD_I64(ptr, v) atom_add((volatile __global long *)(ptr), (long)(v))
-/* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit. */
-#define PQ_TO_I64(x) convert_long_rte(x)
+/* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit.
+ * PoCL expands convert_long_rte (and rint) into branches; adding and subtracting 2^23 with x's
+ * sign rounds |x| < 2^23 in the default rounding mode, and larger floats are whole already
+ * (so never build with -cl-fast-relaxed-math / -cl-unsafe-math-optimizations, which may fold it). */
+#define PQ_TO_I64(x) pq_round_i64(x)
+PQ_DEVICE long pq_round_i64(float x)
+{
+    float m = copysign(8388608.0f, x);
+    return convert_long(fabs(x) < 8388608.0f ? (x + m) - m : x);
+}
 /* Fast transcendental functions (relative error ~1e-6 or better on arguments the kernel passes:
  * log of (0,1], exp of <= 0, sin/cos of [-pi, pi]), as MCX does; the tests hold at 1e-5. */
 #define PQ_LOG(x) native_log(x)

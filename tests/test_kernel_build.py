@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import photonqd as pq
@@ -36,12 +37,26 @@ def nvcc_compile(tmp_path, text, name):
     assert out.returncode == 0, out.stderr
 
 
+def fluorescence_program():
+    """Fluorophore species, a voxel emission source and the detected-photon record."""
+    conc = np.ones((2, 4, 4, 4), np.float32)
+    m = pq.Medium(np.ones((4, 4, 4), np.uint8), 1.0, [[[0, 0, 0, 1], [0.1, 1.0, 0.9, 1.4]]] * 2,
+                  fluorophore_concentration=conc, fluorophore_absorption=[[0.01, 0.02], [0.0, 0.03]])
+    source = pq.sources.VoxelEmission(density=np.ones((4, 4, 4)), bin_weights=[0.0, 1.0])
+    sim = pq.Simulation(m, source, photons=10, rng_stream=1,
+                        exit_map=pq.ExitMap((4, 4), 1.0, bin_efficiency=[0.0, 0.5], record_capacity=8))
+    sim.check()
+    return build_plan(sim).source_text("prelude_cuda.h")
+
+
 @needs_nvcc
 @pytest.mark.parametrize("all_features", [True, False])
 def test_cuda_source_compiles(tmp_path, all_features):
     for i, source in enumerate(SOURCES):
         nvcc_compile(tmp_path, program(source, all_features), f"transport{i}")
     nvcc_compile(tmp_path, rng_program("prelude_cuda.h"), "rng")
+    if all_features:
+        nvcc_compile(tmp_path, fluorescence_program(), "fluorescence")
 
 
 def test_opencl_runs_for_real_in_ci():
@@ -49,3 +64,28 @@ def test_opencl_runs_for_real_in_ci():
     from photonqd.backends import available
     if os.environ.get("CI"):
         assert "opencl" in available(), "CI has no working OpenCL device"
+
+
+def test_opencl_fixed_point_rounding_is_round_half_even():
+    """PQ_TO_I64 (tally fixed point) rounds like CUDA's __float2ll_rn: ties to even, any sign."""
+    from photonqd.backends import available, get_backend
+    from photonqd.kernel_source import kernel_file
+    if "opencl" not in available():
+        pytest.skip("no OpenCL device")
+    cl = pytest.importorskip("pyopencl")
+    backend = get_backend("opencl")
+    src = kernel_file("prelude_opencl.h") + """
+PQ_KERNEL void to_i64(PQ_GLOBAL const float *x, PQ_GLOBAL pq_i64 *y)
+{ y[PQ_THREAD_ID] = PQ_TO_I64(x[PQ_THREAD_ID]); }"""
+    rng = np.random.default_rng(3)
+    ties = np.arange(-40, 40) + 0.5
+    x = np.concatenate([ties, ties + 2**22, -ties - 2**22, [2**23 - 0.5, 2**23 + 2, 2**40, -2**40, 0.0, -0.0],
+                        rng.uniform(-2**25, 2**25, 10**5), rng.uniform(-8, 8, 10**5)]).astype(np.float32)
+    y = np.empty(x.size, np.int64)
+    mf = cl.mem_flags
+    x_buf = cl.Buffer(backend.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x)
+    y_buf = cl.Buffer(backend.ctx, mf.WRITE_ONLY, y.nbytes)
+    cl.Program(backend.ctx, src).build().to_i64(backend.queue, (x.size,), None, x_buf, y_buf)
+    cl.enqueue_copy(backend.queue, y, y_buf)
+    backend.queue.finish()
+    assert np.array_equal(y, np.rint(x.astype(np.float64)).astype(np.int64))

@@ -72,8 +72,9 @@ def henyey_greenstein(u, g, xi_cos, xi_phi):
     polar = np.abs(uz) > 0.99999
     r = np.sqrt(np.where(polar, 1.0, 1.0 - uz * uz))
     out = np.empty_like(u)
-    out[:, 0] = np.where(polar, st * cp, st * (ux * uz * cp - uy * sp) / r + ux * ct)
-    out[:, 1] = np.where(polar, st * sp, st * (uy * uz * cp + ux * sp) / r + uy * ct)
+    q = st / r
+    out[:, 0] = np.where(polar, st * cp, q * (ux * uz * cp - uy * sp) + ux * ct)
+    out[:, 1] = np.where(polar, st * sp, q * (uy * uz * cp + ux * sp) + uy * ct)
     out[:, 2] = np.where(polar, np.where(uz > 0, ct, -ct), -st * cp * r + uz * ct)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 

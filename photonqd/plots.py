@@ -49,12 +49,12 @@ def plot_montage(result, depth_mm: float, path) -> Path:
     """Expected camera images (signal + background, electrons) of every probe at one depth."""
     plt = _pyplot()
     images = [i for i in result.images if np.isclose(i.depth_mm, depth_mm)]
-    fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(images), figsize=(4.4 * len(images), 3.6), squeeze=False)
     fov = result.config.camera["field_of_view_mm"]
     for ax, img in zip(axes[0], images):
         shown = ax.imshow((img.signal_e + img.background_e).T, origin="lower", cmap="inferno",
                           extent=(-fov / 2, fov / 2, -fov / 2, fov / 2))
-        ax.set_title(f"{img.probe}, {depth_mm:g} mm: CNR {img.metrics.cnr:.3g}")
+        ax.set_title(f"{img.probe}, {depth_mm:g} mm: CNR {img.metrics.cnr:.3g}", fontsize=10)
         ax.set_xlabel("x (mm)")
         ax.set_ylabel("y (mm)")
         fig.colorbar(shown, ax=ax, label="electrons")

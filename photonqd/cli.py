@@ -48,7 +48,8 @@ def _study(args, single_depth: bool = False) -> int:
     done = None
     if out.exists():
         done, info = load(out)
-        if done.config.text != config.text or done.config.photons != config.photons:
+        if done.config.text != config.text or done.config.photons != config.photons \
+                or done.config.max_emission_photons != config.max_emission_photons:
             raise ValueError(f"{out}: holds a different study; choose another -o path or delete it")
         if info.get("backend") != backend.name:
             raise ValueError(f"{out}: was run on {info.get('backend')}, not {backend.name}; resuming would "
@@ -88,11 +89,12 @@ def format_table(result) -> str:
     for p in cfg.probes:
         lines.append(f"{p.name:10s}{result.max_depth(p.name):16.3g}")
     lines.append(f"{'probe':10s}{'depth':>7s}{'CNR':>11s}{'SNR':>11s}{'SBR':>9s}{'contrast':>10s}"
-                 f"{'FWHM mm':>9s}{'MC err':>8s}  detectable")
+                 f"{'FWHM mm':>9s}{'MC err':>8s}{'photons':>10s}  detectable")
     for img in sorted(result.images, key=lambda i: (i.probe, i.depth_mm)):
         m = img.metrics
         lines.append(f"{img.probe:10s}{img.depth_mm:7.3g}{m.cnr:11.4g}{m.snr:11.4g}{m.sbr:9.3g}"
-                     f"{m.contrast:10.3f}{m.fwhm_mm:9.3g}{img.signal_rel_error:8.2f}  "
+                     f"{m.contrast:10.3f}{m.fwhm_mm:9.3g}{img.signal_rel_error:8.2f}"
+                     f"{img.emission_photons:10d}  "
                      f"{'yes' if result.detectable(img) else 'no'}")
     return "\n".join(lines)
 

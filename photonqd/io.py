@@ -4,12 +4,13 @@ Layout (docs/results.md describes every field):
 
   /                       attrs: filetype = "photonqd-study", version = 1, photonqd_version,
                                  git_commit, backend, device, created (UTC ISO 8601), seed,
-                                 photons, emission_photons, criterion, threshold
+                                 photons, emission_photons, max_emission_photons, criterion,
+                                 threshold
   /config                 attrs: toml (the configuration text, verbatim)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes)
   /summary/<probe>        attrs: max_depth_mm (NaN: detectable at no depth)
   /images/<k>             one per depth and probe, attrs: depth_mm, probe, seconds,
-                          signal_rel_error, and every metric of photonqd.metrics with its unit
+                          signal_rel_error, emission_photons, and every metric of photonqd.metrics with its unit
                           as attribute "<metric>_unit";
                           datasets signal_e, background_e (electrons per binned pixel),
                           signal_per_photon, background_per_photon (photoelectrons per excitation
@@ -75,6 +76,7 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    device=run_info.get("device", ""),
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    seed=cfg.seed, photons=cfg.photons, emission_photons=cfg.emission_photons,
+                   max_emission_photons=cfg.max_emission_photons,
                    criterion=cfg.criterion, threshold=cfg.threshold)
     f.create_group("config").attrs["toml"] = cfg.text
     f.create_group("provenance").attrs["json"] = json.dumps(result.provenance, sort_keys=True)
@@ -85,7 +87,7 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
     for k, img in enumerate(result.images):
         g = images.create_group(f"{k:04d}")
         g.attrs.update(depth_mm=img.depth_mm, probe=img.probe, seconds=img.seconds,
-                       signal_rel_error=img.signal_rel_error)
+                       signal_rel_error=img.signal_rel_error, emission_photons=img.emission_photons)
         for name, value in img.metrics.as_dict().items():
             g.attrs[name] = value
             g.attrs[f"{name}_unit"] = UNITS[name]
@@ -109,6 +111,7 @@ def load(path) -> tuple[StudyResult, dict]:
         config = parse_config(f["config"].attrs["toml"])
         config.seed, config.photons = int(info["seed"]), int(info["photons"])
         config.emission_photons = int(info["emission_photons"])
+        config.max_emission_photons = int(info["max_emission_photons"])
         result = StudyResult(config, provenance=json.loads(f["provenance"].attrs["json"]))
         for key in sorted(f["images"]):
             g = f["images"][key]
@@ -116,5 +119,6 @@ def load(path) -> tuple[StudyResult, dict]:
             result.images.append(ProbeImage(
                 depth_mm=float(g.attrs["depth_mm"]), probe=str(g.attrs["probe"]),
                 metrics=metrics, signal_rel_error=float(g.attrs["signal_rel_error"]),
-                seconds=float(g.attrs["seconds"]), **{name: g[name][()] for name in IMAGE_UNITS}))
+                seconds=float(g.attrs["seconds"]), emission_photons=int(g.attrs["emission_photons"]),
+                **{name: g[name][()] for name in IMAGE_UNITS}))
     return result, info

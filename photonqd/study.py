@@ -104,6 +104,7 @@ class StudyConfig:
     depths_mm: list
     photons: int
     emission_photons: int
+    max_emission_photons: int  # emission photons grow (x4) up to this until the contrast is resolved
     seed: int
     criterion: str
     threshold: float
@@ -136,8 +137,8 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         raise ConfigError(f"not valid TOML: {err}") from err
     _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "probe"))
     study = raw.get("study", {})
-    _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "seed", "criterion",
-                              "threshold"))
+    _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
+                              "seed", "criterion", "threshold"))
     name = _choice(study, "study", "phantom", SCENES, "skin_tumour")
     depths = study.get("depths_mm")
     if not isinstance(depths, list) or not depths:
@@ -145,8 +146,11 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     depths = sorted({_check_number(d, "study.depths_mm", 0.01, 1000.0) for d in depths})
     n = _number(study, "study", "photons", 1, 2**31 - 1, 100_000, integer=True)
     n_em = _number(study, "study", "emission_photons", 1, 2**31 - 1, n, integer=True)
-    if photons is not None:
+    n_max = _number(study, "study", "max_emission_photons", n_em, 2**31 - 1, 16 * n_em, integer=True)
+    if photons is not None:  # the override scales every count, keeping their ratios
+        ratio = n_max / n_em
         n = n_em = _check_number(photons, "--photons", 1, 2**31 - 1, integer=True)
+        n_max = min(int(ratio * n_em), 2**31 - 1)
 
     options = dict(raw.get("phantom", {}))
     try:
@@ -193,7 +197,7 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     if len({p.name for p in probes}) != len(probes):
         raise ConfigError("probe: names must be unique")
     return StudyConfig(phantom=name, phantom_options=options, depths_mm=depths, photons=n,
-                       emission_photons=n_em, seed=_number(study, "study", "seed", 0, 2**63, 1, integer=True),
+                       emission_photons=n_em, max_emission_photons=n_max, seed=_number(study, "study", "seed", 0, 2**63, 1, integer=True),
                        criterion=_choice(study, "study", "criterion", CRITERIA, "cnr"),
                        threshold=_number(study, "study", "threshold", -1e9, 1e9, 3.0),
                        excitation=excitation, camera=camera, probes=probes, text=text)
@@ -213,6 +217,7 @@ class ProbeImage:
     metrics: TargetMetrics
     signal_rel_error: float            # Monte Carlo relative standard error of the target's contrast
     seconds: float
+    emission_photons: int              # emission photons it took (see StudyConfig.max_emission_photons)
 
 
 @dataclass
@@ -285,14 +290,21 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
         scene.fluorophores = []
         scene.add_fluorophore(qd_preset(probe.quantum_dot), np.where(scene.target, probe.concentration_uM, 0.0))
         camera = cameras[probe.name]
-        image = scene.image(stage, camera, config.emission_photons, backend, config.seed,
-                            progress=progress, keep_batches=True)
+        # more emission photons until the target's contrast is resolved (or the cap is reached):
+        # the target alone emits, so excitation noise scales the contrast but cannot create it
+        n = config.emission_photons
+        while True:
+            image = scene.image(stage, camera, n, backend, config.seed, progress=progress,
+                                keep_batches=True)
+            error = _contrast_rel_error(image, camera, centre, config.camera)
+            if error <= MAX_MC_ERROR or n >= config.max_emission_photons:
+                break
+            n = min(4 * n, config.max_emission_photons)
         metrics = target_metrics(image.signal_e, image.background_e, camera, centre,
                                  config.camera["target_radius_mm"], config.camera["background_annulus_mm"])
         out.append(ProbeImage(depth_mm, probe.name, image.signal_e, image.background_e,
                               image.signal_per_photon.sum(axis=0), image.background_per_photon, metrics,
-                              _contrast_rel_error(image, camera, centre, config.camera),
-                              excite_seconds / len(config.probes) + time.perf_counter() - t0))
+                              error, excite_seconds / len(config.probes) + time.perf_counter() - t0, n))
         if provenance is not None:
             _merge_provenance(provenance, image.provenance.to_dict(), image.notes)
     return out

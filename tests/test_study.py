@@ -14,6 +14,7 @@ phantom = "skin_tumour"
 depths_mm = [1.0, 2.0]
 photons = 600
 emission_photons = 600
+max_emission_photons = 600
 seed = 5
 
 [phantom]
@@ -155,3 +156,15 @@ def test_interrupted_study_resumes(fast_backend, tmp_path, capsys):
     # a different study may not be resumed into the same file
     config.write_text(SMALL.replace("seed = 5", "seed = 6"))
     assert main(["study", str(config), "-o", str(out), "--backend", fast_backend]) == 2
+
+
+def test_emission_photons_grow_until_the_contrast_is_resolved(fast_backend):
+    """Deep target, few photons: the probe's emission photons are raised (x4) up to the cap while
+    the target's contrast is not resolved to 30 %."""
+    text = SMALL.replace("depths_mm = [1.0, 2.0]", "depths_mm = [2.0]").replace(
+        "emission_photons = 600\nmax_emission_photons = 600", "emission_photons = 300\nmax_emission_photons = 4800")
+    result = run_study(parse_config(text), fast_backend)
+    for img in result.images:
+        assert img.emission_photons in (300, 1200, 4800)
+        assert img.signal_rel_error <= 0.3 or img.emission_photons == 4800
+    assert any(img.emission_photons > 300 for img in result.images)

@@ -8,7 +8,7 @@ Layout (docs/results.md describes every field):
                                  threshold
   /config                 attrs: toml (the configuration text, verbatim)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes)
-  /summary/<probe>        attrs: max_depth_mm (NaN: detectable at no depth)
+  /summary/<probe>        attrs: max_depth_mm (deepest depth detectable at every shallower one)
   /images/<k>             one per depth and probe, attrs: depth_mm, probe, seconds,
                           signal_rel_error, emission_photons, and every metric of photonqd.metrics with its unit
                           as attribute "<metric>_unit";

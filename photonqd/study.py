@@ -243,9 +243,14 @@ class StudyResult:
         return bool(value >= self.config.threshold and image.signal_rel_error < MAX_MC_ERROR)
 
     def max_depth(self, probe: str) -> float:
-        """Deepest depth at which ``probe``'s target is detectable (NaN if at none)."""
-        ok = [i.depth_mm for i in self.images if i.probe == probe and self.detectable(i)]
-        return float(max(ok)) if ok else float("nan")
+        """Deepest depth down to which ``probe``'s target stays detectable at every studied depth
+        (NaN if not even at the shallowest): a detection below a failure is taken as noise."""
+        deepest = float("nan")
+        for img in sorted((i for i in self.images if i.probe == probe), key=lambda i: i.depth_mm):
+            if not self.detectable(img):
+                break
+            deepest = img.depth_mm
+        return deepest
 
     def value_at(self, probe: str, name: str, depth_mm: float) -> float:
         depths, values = self.metric(probe, name)

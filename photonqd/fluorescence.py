@@ -255,8 +255,8 @@ class FluorescenceScene:
 
         photons: emission photons in all, shared between the emitters (see ``_photon_shares``).
         bin_width_nm: width of the wavelength bins that discretise the camera band.
-        keep_batches: keep every batch's image in the emission results (at least 10 batches),
-        for Monte Carlo errors of image-derived quantities.
+        keep_batches: keep every batch's image (only the image) in the emission results, with at
+        least 10 batches, for Monte Carlo errors of image-derived quantities.
         """
         if not bin_width_nm > 0:
             raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
@@ -300,7 +300,7 @@ class FluorescenceScene:
             sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
                              photons=n, seed=seed, fluence=False,
                              exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
-                             rng_stream=stream, keep_batches=keep_batches,
+                             rng_stream=stream, keep_batches=("exit_map",) if keep_batches else False,
                              batch_photons=max(1, n // 10) if keep_batches else None)
             r = sim.run(backend, progress)
             runs.append(r)

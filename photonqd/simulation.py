@@ -101,7 +101,9 @@ class Simulation:
     trace_photons:      photon indices whose first ``trace_events`` events are recorded.
     batch_photons:      photons per kernel launch (None: the backend's default, at most a tenth
                         of the photons so that there are >= 10 batches for standard errors).
-    keep_batches:       keep every batch's full tally (for per-voxel batch-means errors).
+    keep_batches:       keep every batch's tallies (for batch-means errors of derived
+                        quantities): True for all of them, or a tuple of names among
+                        BATCH_ARRAYS (e.g. ("exit_map",)) to keep only those.
     """
 
     medium: Medium
@@ -117,7 +119,7 @@ class Simulation:
     trace_photons: tuple = ()
     trace_events: int = 32
     batch_photons: int | None = None
-    keep_batches: bool = False
+    keep_batches: bool | tuple = False
 
     def check(self) -> None:
         """Validate everything before any kernel is built or launched."""
@@ -137,6 +139,9 @@ class Simulation:
             raise ValueError(f"roulette_threshold: must be in (0, 1), got {self.roulette_threshold}")
         if not self.roulette_boost > 1:
             raise ValueError(f"roulette_boost: must be > 1, got {self.roulette_boost}")
+        if self.keep_batches not in (True, False) and \
+                not set(self.keep_batches) <= set(BATCH_ARRAYS):
+            raise ValueError(f"keep_batches: True, False or names among {BATCH_ARRAYS}, got {self.keep_batches}")
         if self.batch_photons is not None and not 1 <= self.batch_photons <= MAX_PHOTONS:
             raise ValueError(f"batch_photons: must be in [1, {MAX_PHOTONS}], got {self.batch_photons}")
         if not 1 <= self.trace_events <= 4096:
@@ -177,6 +182,7 @@ class Simulation:
         batch = int(self.batch_photons or
                     min(be.default_batch, max(-(-self.photons // 10), be.min_batch)))
         total = np.zeros(plan.layout.size, dtype=np.int64)
+        kept = BATCH_ARRAYS if self.keep_batches is True else tuple(self.keep_batches or ())
         batch_photons, batch_scalars, batch_tallies, records = [], [], [], []
         capacity = plan.record_capacity
         trace = None
@@ -195,7 +201,8 @@ class Simulation:
             batch_scalars.append(np.concatenate([norm["scalars"], [norm["absorbed"].sum(),
                                                                    norm["map"].sum()], species]))
             if self.keep_batches:
-                batch_tallies.append(self._arrays(norm, plan.layout))
+                arrays = self._arrays(norm, plan.layout)
+                batch_tallies.append({k: v for k, v in arrays.items() if k in kept})
             done += n
             if progress:
                 progress(done, self.photons)
@@ -233,6 +240,9 @@ class Simulation:
             "species": norm["species"].reshape((-1, *shape)) if layout.n_species else None,
         }
 
+
+#: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).
+BATCH_ARRAYS = ("absorbed", "fluence", "exit_map", "species")
 
 #: Fields of a detected-photon record, in kernel order.
 RECORD_FIELDS = ("x", "y", "ux", "uy", "uz", "bin", "weight", "time_ns")

@@ -124,3 +124,14 @@ def test_batching_does_not_change_the_answer(backend):
             for bs in (300, 77))
     assert np.array_equal(a.absorbed, b.absorbed)
     assert a.escaped == b.escaped
+
+
+def test_keep_batches_keeps_only_what_is_asked(backend):
+    m = pq.Medium.uniform((4, 4, 4), 1.0, 0.1, 2.0, 0.5, 1.4)
+    sim = pq.Simulation(m, pq.PencilBeam((2, 2, 0)), photons=200, batch_photons=50,
+                        exit_map=pq.ExitMap.covering(m), keep_batches=("exit_map",))
+    r = sim.run(backend)
+    assert len(r.batch_tallies) == 4 and all(set(b) == {"exit_map"} for b in r.batch_tallies)
+    assert np.allclose(sum(b["exit_map"] for b in r.batch_tallies) / 4, r.exit_map)
+    with pytest.raises(ValueError, match="keep_batches"):
+        pq.Simulation(m, pq.PencilBeam((2, 2, 0)), photons=10, keep_batches=("images",)).check()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .optics.provenance import Provenance
 from .optics.quantum_dots import GaussianEmission, TabulatedEmission
-from .tables import read_keyed_csv
+from .tables import preset_row, read_keyed_csv
 
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULTS_FILE = "autofluorescence_defaults.csv"
@@ -100,10 +100,7 @@ def default_autofluorescence(tissue_name: str, **overrides) -> Autofluorescence:
     Overriding ``yield_per_absorbed`` or ``emission`` marks the result as kind "user" unless ``kind``
     is given too.
     """
-    rows = _default_rows()
-    if tissue_name not in rows:
-        raise ValueError(f"tissue_name: no autofluorescence default for {tissue_name!r}; choose from {list(rows)}")
-    r = rows[tissue_name]
+    r = preset_row(_default_rows(), tissue_name, "tissue_name", "autofluorescence")
     basis = "typical of the literature, not measured for this tissue"
     fields = dict(
         yield_per_absorbed=float(r["yield_per_absorbed"]),

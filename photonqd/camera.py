@@ -23,7 +23,7 @@ import numpy as np
 
 from .optics.provenance import Provenance, check_wavelengths
 from .simulation import ExitMap
-from .tables import read_keyed_csv
+from .tables import preset_row, read_keyed_csv
 
 DATA_DIR = Path(__file__).with_name("data")
 SENSOR_FILE = "sensors.csv"
@@ -132,10 +132,7 @@ def sensor_names() -> list[str]:
 
 def sensor_preset(name: str) -> Sensor:
     """A sensor from ``data/sensors.csv``: silicon_scmos, silicon_ccd_bidd, ingaas_standard."""
-    rows = _sensor_rows()
-    if name not in rows:
-        raise ValueError(f"name: unknown sensor preset {name!r}; choose from {list(rows)}")
-    r = rows[name]
+    r = preset_row(_sensor_rows(), name, "name", "sensor")
     if r["qe_model"] == "silicon":
         wl, qe = silicon_qe(float(r["peak_qe"]), float(r["depth_um"]))
     elif r["qe_model"] == "points":

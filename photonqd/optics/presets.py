@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..tables import read_keyed_csv
+from ..tables import preset_row, read_keyed_csv
 from .chromophores import Chromophores
 from .scattering import JACQUES_2013, JacquesScattering, PowerLawScattering, TabulatedScattering
 from .spectra import DATA_DIR
@@ -44,10 +44,7 @@ def tissue_preset(name: str, chromophores: Chromophores | None = None, **overrid
     brain_white_matter, skull, liver, breast, tumour_generic, whole_blood. See
     ``preset_rows()[name]`` for the sources and which values are typical.
     """
-    rows = preset_rows()
-    if name not in rows:
-        raise ValueError(f"name: unknown tissue preset {name!r}; choose from {list(rows)}")
-    row = rows[name]
+    row = preset_row(preset_rows(), name, "name", "tissue")
     typical_basis = "typical literature value, not measured for a specific sample"
     fields = dict(
         name=name,

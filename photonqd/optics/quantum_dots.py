@@ -22,7 +22,7 @@ from math import erf, log, sqrt
 
 import numpy as np
 
-from ..tables import read_keyed_csv
+from ..tables import preset_row, read_keyed_csv
 from .chromophores import LN10
 from .provenance import Provenance, check_range, check_wavelengths
 from .spectra import DATA_DIR, Spectrum
@@ -256,10 +256,7 @@ def qd_preset_names() -> list[str]:
 
 def qd_preset(name: str) -> QuantumDot:
     """A QD preset from ``data/qd_presets.csv`` (sources and typical labels in the table)."""
-    rows = qd_preset_rows()
-    if name not in rows:
-        raise ValueError(f"name: unknown QD preset {name!r}; choose from {list(rows)}")
-    r = rows[name]
+    r = preset_row(qd_preset_rows(), name, "name", "QD")
     exciton_nm = float(r["exciton_nm"])
     sources = {"preset": r["sources"]}
     if r["sizing"] == "moreels2009":

@@ -11,6 +11,7 @@ typedef long long pq_i64;
 typedef unsigned short pq_u16;
 #define PQ_MULHI(a, b) __umulhi((pq_u32)(a), (pq_u32)(b))
 #define PQ_ATOMIC_ADD_I64(ptr, v) atomicAdd((unsigned long long *)(ptr), (unsigned long long)(v))
+#define PQ_ATOMIC_INC_U32(ptr) atomicAdd((unsigned int *)(ptr), 1u)
 #define PQ_TO_I64(x) __float2ll_rn(x)
 /* Fast transcendental functions (relative error ~1e-6 or better on arguments the kernel passes:
  * log of (0,1], exp of <= 0, sin/cos of [-pi, pi]), as MCX does; the tests hold at 1e-5. */

@@ -15,6 +15,7 @@ typedef ushort pq_u16;
 /* high word of a 64-bit product: PoCL's mul_hi(uint) builds it from 16-bit pieces instead */
 #define PQ_MULHI(a, b) ((pq_u32)(((pq_u64)(pq_u32)(a) * (pq_u64)(pq_u32)(b)) >> 32))
 #define PQ_ATOMIC_ADD_I64(ptr, v) atom_add((volatile __global long *)(ptr), (long)(v))
+#define PQ_ATOMIC_INC_U32(ptr) atomic_inc((volatile __global uint *)(ptr))
 /* Round to nearest even, as CUDA's __float2ll_rn, so fixed-point tallies agree bit for bit.
  * PoCL expands convert_long_rte (and rint) into branches; adding and subtracting 2^23 with x's
  * sign rounds |x| < 2^23 in the default rounding mode, and larger floats are whole already

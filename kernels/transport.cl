@@ -1,34 +1,27 @@
 /* photonqd voxel Monte Carlo transport: one source for OpenCL C and CUDA C++.
  *
  * Compiled after a backend prelude (prelude_opencl.h / prelude_cuda.h), philox.h and a block of
- * #defines written by photonqd/kernel_source.py: parameter indices (FP_*, IP_*), tally slots
- * (TALLY_*), event codes (EV_*) and feature switches (PQ_SOURCE, PQ_BC_*, PQ_SPECULAR,
- * PQ_TIME_GATE, PQ_FLUENCE, PQ_EXIT_MAP, PQ_TRACE, PQ_NSPECIES, PQ_RECORD).
+ * #defines generated from photonqd/kernel_abi.py (every constant shared with Python: source and
+ * boundary codes SRC_* / BC_*, parameter indices FP_* / IP_*, tally slots TALLY_*, event codes
+ * EV_*, fixed-point scales, the speed of light, the parameter list PQ_TRANSPORT_PARAMS) and by
+ * photonqd/kernel_source.py (feature switches PQ_SOURCE, PQ_BC_*, PQ_SPECULAR, PQ_FLUENCE,
+ * PQ_EXIT_MAP, PQ_TRACE, PQ_NSPECIES, PQ_RECORD). No shared constant is written here by hand.
  *
- * photonqd/backends/numpy_backend.py is the executable specification of this algorithm: both
- * consume random numbers in the same order (see "draw" comments), so a photon follows the same
- * path on every backend up to floating-point rounding.
+ * photonqd/backends/reference.py is the executable specification of this algorithm: its functions
+ * carry these functions' names in the same order, and both consume random numbers in the same
+ * order (see "draw" comments), so a photon follows the same path on every backend up to
+ * floating-point rounding.
  *
  * Units: mm, mm^-1, ns. Grid: voxel (i, j, k) spans [i dx, (i+1) dx) x ...; labels are stored
  * C-order, flat index (i * NY + j) * NZ + k. Label 0 is the ambient medium.
  */
 
-#define PQ_C0 299.792458f            /* speed of light in vacuum, mm/ns */
 #define PQ_FAR 3.0e38f
-#define PQ_FIX_W 4294967296.0f       /* fixed point: 2^32 per unit photon weight */
-#define PQ_FIX_L 16777216.0f         /* fixed point: 2^24 per unit weight x mm (track length) */
 #define PQ_PI 3.14159265358979f
 
-#define BC_ESCAPE 0
-#define BC_MIRROR 1
-#define BC_CYCLIC 2
-
-#define SRC_PENCIL 0
-#define SRC_GAUSSIAN 1
-#define SRC_DISK 2
-#define SRC_RECTANGLE 3
-#define SRC_ISOTROPIC 4
-#define SRC_EMISSION 5
+/* The read-only inputs and the outputs of a launch, bound once per thread (members generated from
+ * photonqd.kernel_abi.KERNEL_ARGS), so device functions take one pointer instead of a dozen. */
+typedef struct { PQ_BUFFER_MEMBERS } pq_buffers;
 
 /* Photon and grid state are scalar fields, never arrays indexed by the face axis: a private array
  * indexed at run time lives in stack memory on CPUs (PoCL), scalars stay in registers. Per-axis
@@ -201,9 +194,9 @@ PQ_DEVICE void pq_isotropic(pq_photon *ph, pq_rng *rng)
 /* Position and direction from the source (draws as listed per source type). An emission source
  * (fluorescence) picks a voxel from an alias table over emitting voxels (em_u32: voxel indices,
  * then alias indices; em_f32: acceptance, then the wavelength-bin CDF). */
-PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL const int *ip,
-                         PQ_GLOBAL const pq_u32 *em_u32, PQ_GLOBAL const float *em_f32, pq_rng *rng)
+PQ_DEVICE void pq_launch(pq_photon *ph, const pq_buffers *b, pq_rng *rng)
 {
+    PQ_GLOBAL const float *fp = b->fp;
     ph->x = fp[FP_SRC_POS]; ph->y = fp[FP_SRC_POS + 1]; ph->z = fp[FP_SRC_POS + 2];
     ph->ux = fp[FP_SRC_DIR]; ph->uy = fp[FP_SRC_DIR + 1]; ph->uz = fp[FP_SRC_DIR + 2];
 #if PQ_SOURCE == SRC_GAUSSIAN || PQ_SOURCE == SRC_DISK
@@ -226,11 +219,12 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL con
 #elif PQ_SOURCE == SRC_ISOTROPIC
     pq_isotropic(ph, rng);
 #elif PQ_SOURCE == SRC_EMISSION
+    PQ_GLOBAL const int *ip = b->ip;
     int m = ip[IP_EM_COUNT];
     int k = (int)(pq_uniform(rng) * (float)m);                   /* draw: table entry */
     k = k < m - 1 ? k : m - 1;
-    if (!(pq_uniform(rng) < em_f32[k])) k = (int)em_u32[m + k];  /* draw: accept or alias */
-    int flat = (int)em_u32[k];
+    if (!(pq_uniform(rng) < b->em_f32[k])) k = (int)b->em_u32[m + k];  /* draw: accept or alias */
+    int flat = (int)b->em_u32[k];
     ph->ix = flat / (ip[IP_NY] * ip[IP_NZ]);
     ph->iy = (flat / ip[IP_NZ]) % ip[IP_NY];
     ph->iz = flat % ip[IP_NZ];
@@ -239,9 +233,9 @@ PQ_DEVICE void pq_launch(pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL con
     ph->z = ((float)ph->iz + pq_uniform(rng)) * fp[FP_DZ];
     pq_isotropic(ph, rng);
     float xi = pq_uniform(rng);                                  /* draw: wavelength bin */
-    int b = 0;
-    while (b < ip[IP_NBIN] - 1 && xi > em_f32[m + b]) ++b;
-    ph->bin = b;
+    int bin = 0;
+    while (bin < ip[IP_NBIN] - 1 && xi > b->em_f32[m + bin]) ++bin;
+    ph->bin = bin;
 #endif
     pq_direction_changed(ph);
 }
@@ -256,7 +250,7 @@ typedef struct {
 PQ_DEVICE void pq_trace(pq_tracer *tr, const pq_photon *ph, int event)
 {
     if (tr->slot < 0 || tr->count >= TRACE_LEN) return;
-    PQ_GLOBAL float *rec = tr->buf + ((pq_u64)tr->slot * TRACE_LEN + (pq_u64)tr->count) * 8u;
+    PQ_GLOBAL float *rec = tr->buf + ((pq_u64)tr->slot * TRACE_LEN + (pq_u64)tr->count) * PQ_TRACE_WIDTH;
     rec[0] = ph->x; rec[1] = ph->y; rec[2] = ph->z;
     rec[3] = ph->ux; rec[4] = ph->uy; rec[5] = ph->uz;
     rec[6] = ph->w;
@@ -283,10 +277,9 @@ PQ_DEVICE int pq_voxel_index(float p, float u, float d, int n)
  * entry point; ambient voxels are crossed without interaction; entering from the ambient medium
  * applies the specular reflection (PQ_SPECULAR). Returns 0 if the photon never reaches tissue
  * (its weight is then tallied as missed or specular). */
-PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u16 *labels,
-                       PQ_GLOBAL const float *optics, PQ_GLOBAL pq_i64 *tally, int off_scalar,
-                       pq_tracer *tracer)
+PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, const pq_buffers *b, pq_tracer *tracer)
 {
+    PQ_GLOBAL pq_i64 *scalars = b->tally + b->ip[IP_OFF_SCALAR];
     int axis = 2;
     int from_ambient = 0;
     int inside = 1;
@@ -328,7 +321,7 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
         ph->iy = pq_voxel_index(ph->y, ph->uy, grid->dy, grid->ny);
         ph->iz = pq_voxel_index(ph->z, ph->uz, grid->dz, grid->nz);
 #endif
-        ph->label = labels[pq_flat(ph, grid)];
+        ph->label = b->labels[pq_flat(ph, grid)];
     }
     while (reached && ph->label == 0) {
         from_ambient = 1;
@@ -340,20 +333,20 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
         PQ_SET(ph->x, ph->y, ph->z, axis, pq_plane(i, u, pq_pick(grid->dx, grid->dy, grid->dz, axis)));
         PQ_SET(ph->ix, ph->iy, ph->iz, axis, next);
         if (next < 0 || next >= pq_pick_i(grid->nx, grid->ny, grid->nz, axis)) reached = 0;
-        else ph->label = labels[pq_flat(ph, grid)];
+        else ph->label = b->labels[pq_flat(ph, grid)];
     }
     if (!reached) {
-        pq_tally_add(tally, off_scalar + TALLY_MISSED, pq_fix_w(ph->w));
+        pq_tally_add(scalars, TALLY_MISSED, pq_fix_w(ph->w));
         PQ_TRACE_EVENT(ph, EV_MISSED);
         return 0;
     }
 #if PQ_SPECULAR
-    float n_in = optics[(ph->bin * grid->nlabel + ph->label) * 4 + 3];
+    float n_in = b->optics[(ph->bin * grid->nlabel + ph->label) * 4 + 3];
     if (from_ambient && n_in != grid->n_amb) {
         float cos_t;
         float r = pq_fresnel(grid->n_amb, n_in, PQ_FABS(pq_pick(ph->ux, ph->uy, ph->uz, axis)), &cos_t);
         float w_in = ph->w * (1.0f - r);
-        pq_tally_add(tally, off_scalar + TALLY_SPECULAR, pq_fix_w(ph->w) - pq_fix_w(w_in));
+        pq_tally_add(scalars, TALLY_SPECULAR, pq_fix_w(ph->w) - pq_fix_w(w_in));
         ph->w = w_in;
         if (r >= 1.0f) {
             PQ_TRACE_EVENT(ph, EV_MISSED);
@@ -366,87 +359,101 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u1
     return 1;
 }
 
+/* The voxel a photon is in, with what it owes the tallies since it entered: the fixed-point
+ * weight at entry (absorbed = entry - now), the weighted track length (fluence) and the voxel's
+ * absorption, per fluorophore species too. Settled when the photon leaves the voxel or ends. */
+typedef struct {
+    int flat;
+    pq_i64 fix_entry;
+    float track;
+    float mua;
 #if PQ_NSPECIES
-/* Fluorophore absorption (1/mm) of each species in voxel `flat` at wavelength bin `bin`; returns
- * the sum. conc: (species, voxel) in µM; species_abs: (species, bin) in 1/mm per µM. */
-PQ_DEVICE float pq_species_mua(PQ_GLOBAL const float *conc, PQ_GLOBAL const float *species_abs,
-                               int flat, int bin, int n_voxels, int n_bins, float *mua_sp)
+    float mua_sp[PQ_NSPECIES];
+#endif
+} pq_voxel_acc;
+
+/* Enter voxel `flat` with weight fix_w: absorption there = the tissue's plus each fluorophore
+ * species' (concentration x absorption per µM at the photon's wavelength bin). */
+PQ_DEVICE void pq_voxel_enter(pq_voxel_acc *acc, const pq_buffers *b, int flat, int n_voxels,
+                              int bin, float mua_tissue, pq_i64 fix_w)
 {
-    float total = 0.0f;
+    acc->flat = flat;
+    acc->fix_entry = fix_w;
+    acc->track = 0.0f;
+    acc->mua = mua_tissue;
+#if PQ_NSPECIES
     for (int sp = 0; sp < PQ_NSPECIES; ++sp) {
-        mua_sp[sp] = conc[sp * n_voxels + flat] * species_abs[sp * n_bins + bin];
-        total += mua_sp[sp];
+        acc->mua_sp[sp] = b->species_conc[sp * n_voxels + flat] * b->species_mua[sp * b->ip[IP_NBIN] + bin];
+        acc->mua += acc->mua_sp[sp];
     }
-    return total;
+#endif
 }
 
-/* Absorbed weight since the voxel was entered (fixed point); each fluorophore species gets its
- * share mu_a,species / mu_a of it. */
-#define PQ_SETTLE_ABSORBED(fix_now) do {                                                       \
-        pq_i64 dep_ = fix_voxel - (fix_now);                                                   \
-        pq_tally_add(tally, flat, dep_);                                                       \
-        for (int sp = 0; sp < PQ_NSPECIES; ++sp)                                               \
-            if (mua_sp[sp] > 0.0f)                                                             \
-                pq_tally_add(tally, ip[IP_OFF_SPECIES] + sp * n_voxels + flat,                 \
-                             PQ_TO_I64((float)dep_ * (mua_sp[sp] / mua)));                    \
-    } while (0)
-#else
-#define PQ_SETTLE_ABSORBED(fix_now) pq_tally_add(tally, flat, fix_voxel - (fix_now))
+/* Settle the voxel's tallies with the photon's weight now (fixed point): absorbed weight, each
+ * species' share mu_a,species / mu_a of it, and the fluence track. */
+PQ_DEVICE void pq_settle(pq_voxel_acc *acc, const pq_buffers *b, int n_voxels, pq_i64 fix_now)
+{
+    pq_i64 deposit = acc->fix_entry - fix_now;
+    pq_tally_add(b->tally, acc->flat, deposit);
+#if PQ_NSPECIES
+    for (int sp = 0; sp < PQ_NSPECIES; ++sp)
+        if (acc->mua_sp[sp] > 0.0f)
+            pq_tally_add(b->tally, b->ip[IP_OFF_SPECIES] + sp * n_voxels + acc->flat,
+                         PQ_TO_I64((float)deposit * (acc->mua_sp[sp] / acc->mua)));
 #endif
+#if PQ_FLUENCE
+    pq_tally_add(b->tally, b->ip[IP_OFF_FLUENCE] + acc->flat, PQ_TO_I64(acc->track * PQ_FIX_L));
+#endif
+    (void)n_voxels;
+}
 
 #if PQ_EXIT_MAP
 /* Score a photon leaving through z = 0 inside the acceptance cone into the exit map, weighted by
  * the detection efficiency of its wavelength bin, and keep it in the bounded record. */
-PQ_DEVICE void pq_score_exit(const pq_photon *ph, PQ_GLOBAL const float *fp, PQ_GLOBAL const int *ip,
-                             PQ_GLOBAL pq_i64 *tally, PQ_GLOBAL const float *bin_eff,
-                             PQ_GLOBAL float *records)
+PQ_DEVICE void pq_score_exit(const pq_photon *ph, const pq_buffers *b)
 {
+    PQ_GLOBAL const float *fp = b->fp;
+    PQ_GLOBAL const int *ip = b->ip;
     int px = (int)PQ_FLOOR((ph->x - fp[FP_MAP_X0]) / fp[FP_MAP_PX]);
     int py = (int)PQ_FLOOR((ph->y - fp[FP_MAP_Y0]) / fp[FP_MAP_PY]);
     if (px < 0 || px >= ip[IP_MAP_NX] || py < 0 || py >= ip[IP_MAP_NY]) return;
-    pq_tally_add(tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph->w * bin_eff[ph->bin]));
-    pq_i64 slot = PQ_ATOMIC_ADD_I64(tally + ip[IP_OFF_SCALAR] + TALLY_DETECTED, 1);
+    pq_tally_add(b->tally, ip[IP_OFF_MAP] + px * ip[IP_MAP_NY] + py, pq_fix_w(ph->w * b->bin_eff[ph->bin]));
+    pq_i64 slot = PQ_ATOMIC_ADD_I64(b->tally + ip[IP_OFF_SCALAR] + TALLY_DETECTED, 1);
 #if PQ_RECORD
     if (slot < (pq_i64)ip[IP_RECORD_CAP]) {   /* beyond the capacity: counted, not stored */
-        PQ_GLOBAL float *row = records + slot * 8;
+        PQ_GLOBAL float *row = b->records + slot * PQ_RECORD_WIDTH;
         row[0] = ph->x; row[1] = ph->y;
         row[2] = ph->ux; row[3] = ph->uy; row[4] = ph->uz;
         row[5] = (float)ph->bin; row[6] = ph->w; row[7] = ph->t;
     }
 #else
-    (void)slot; (void)records;
+    (void)slot;
 #endif
 }
 #endif
 
-/* Transport a photon in tissue until it leaves, is lost to roulette or the time gate closes. */
-PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const pq_u16 *labels,
-                            PQ_GLOBAL const float *optics, PQ_GLOBAL const float *fp,
-                            PQ_GLOBAL const int *ip, PQ_GLOBAL pq_i64 *tally,
-                            PQ_GLOBAL const float *conc, PQ_GLOBAL const float *species_abs,
-                            PQ_GLOBAL const float *bin_eff, PQ_GLOBAL float *records,
-                            pq_rng *rng, pq_tracer *tracer)
+/* Transport a photon in tissue until it leaves, is lost to roulette, the time gate closes or a
+ * guard stops it (flight time: the gate's GATE_SLOT; loop iterations: MAX_STEPS; net roulette
+ * gain: PQ_MAX_ROULETTE_GAIN), so that every photon ends whatever the input. */
+PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers *b, pq_rng *rng,
+                            pq_tracer *tracer)
 {
-    const int off_scalar = ip[IP_OFF_SCALAR];
+    PQ_GLOBAL const float *fp = b->fp;
+    PQ_GLOBAL const int *ip = b->ip;
+    PQ_GLOBAL pq_i64 *scalars = b->tally + ip[IP_OFF_SCALAR];
+    const int n_voxels = grid->nx * grid->ny * grid->nz;
+    const int max_steps = ip[IP_MAX_STEPS];
+    const float t_gate = fp[FP_T_GATE], roulette_w = fp[FP_ROULETTE_W], roulette_m = fp[FP_ROULETTE_M];
     /* this wavelength's rows of the optics table; a label's row is read when the photon enters it */
-    PQ_GLOBAL const float *opt = optics + ph->bin * grid->nlabel * 4;
+    PQ_GLOBAL const float *opt = b->optics + ph->bin * grid->nlabel * 4;
     float mua_tissue = opt[ph->label * 4], mus = opt[ph->label * 4 + 1];
     float g = opt[ph->label * 4 + 2], n = opt[ph->label * 4 + 3];
     float c_n = PQ_C0 / n, n_c = n / PQ_C0;     /* speed in the label and its inverse */
-    int flat = pq_flat(ph, grid);
-#if PQ_NSPECIES
-    /* fluorophores add to the tissue's absorption; their concentration changes voxel by voxel */
-    const int n_voxels = grid->nx * grid->ny * grid->nz;
-    float mua_sp[PQ_NSPECIES];
-    float mua = mua_tissue + pq_species_mua(conc, species_abs, flat, ph->bin, n_voxels, ip[IP_NBIN], mua_sp);
-#else
-    float mua = mua_tissue;
-#endif
     const int stride_x = grid->ny * grid->nz, stride_y = grid->nz;
-    float w_voxel = ph->w;      /* weight when the current voxel was entered (absorbed = difference) */
-    pq_i64 fix_voxel = pq_fix_w(w_voxel);
-    float track = 0.0f;         /* weight x path length in the current voxel, for the fluence */
-    int interactions = 0;
+    pq_voxel_acc acc;
+    pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, mua_tissue, pq_fix_w(ph->w));
+    int interactions = 0, steps = 0;
+    float gain = 0.0f;          /* net weight added by roulette survivals */
     int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
 
     for (;;) {
@@ -455,40 +462,48 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         float dist = pq_to_boundary(ph, grid, &axis);
         int event = EV_CROSS;
         if (mus > 0.0f && ph->s <= dist * mus) { dist = ph->s / mus; event = EV_SCATTER; }
-#if PQ_TIME_GATE
-        float d_gate = (fp[FP_T_GATE] - ph->t) * c_n;
+        float d_gate = (t_gate - ph->t) * c_n;
         if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
-#endif
         pq_move(ph, dist);
         ph->t += dist * n_c;
-        float w_new = ph->w * PQ_EXP(-mua * dist);
+        float w_new = ph->w * PQ_EXP(-acc.mua * dist);
 #if PQ_FLUENCE
         /* track-length estimator: integral of the weight along the step */
-        track += mua > 0.0f ? (ph->w - w_new) / mua : ph->w * dist;
+        acc.track += acc.mua > 0.0f ? (ph->w - w_new) / acc.mua : ph->w * dist;
 #endif
         ph->w = w_new;
         ph->s = event == EV_SCATTER ? 0.0f : ph->s - dist * mus;
+        steps += 1;
 
-        if (event == EV_GATE) { final_slot = TALLY_ALIVE; PQ_TRACE_EVENT(ph, EV_GATE); break; }
+        if (event == EV_GATE) {
+            final_slot = ip[IP_GATE_SLOT];
+            PQ_TRACE_EVENT(ph, final_slot == TALLY_ALIVE ? EV_GATE : EV_STOPPED);
+            break;
+        }
+        if (steps >= max_steps) { final_slot = TALLY_STOPPED; PQ_TRACE_EVENT(ph, EV_STOPPED); break; }
 
         if (event == EV_SCATTER) {
             pq_scatter(ph, g, rng);
             interactions += 1;
             PQ_TRACE_EVENT(ph, EV_SCATTER);
-            if (ph->w < fp[FP_ROULETTE_W]) {  /* unbiased Russian roulette; net weight tallied */
+            if (ph->w < roulette_w) {  /* unbiased Russian roulette; net weight tallied */
                 pq_i64 fix_w = pq_fix_w(ph->w);
-                PQ_SETTLE_ABSORBED(fix_w);
-                float m = fp[FP_ROULETTE_M];
-                if (pq_uniform(rng) * m < 1.0f) {                 /* draw: roulette */
-                    float w_up = ph->w * m;
-                    w_voxel = w_up;
-                    fix_voxel = pq_fix_w(w_up);
-                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, fix_voxel - fix_w);
+                if (pq_uniform(rng) * roulette_m < 1.0f) {                 /* draw: roulette */
+                    float w_up = ph->w * roulette_m;
+                    pq_i64 fix_up = pq_fix_w(w_up);
+                    pq_tally_add(scalars, TALLY_ROULETTE, fix_up - fix_w);
+                    /* the voxel settles from the boosted weight: absorbed so far stays booked */
+                    acc.fix_entry += fix_up - fix_w;
+                    gain += w_up - ph->w;
                     ph->w = w_up;
+                    if (gain > PQ_MAX_ROULETTE_GAIN) {
+                        final_slot = TALLY_STOPPED;
+                        PQ_TRACE_EVENT(ph, EV_STOPPED);
+                        break;
+                    }
                 } else {
-                    pq_tally_add(tally, off_scalar + TALLY_ROULETTE, -fix_w);
-                    w_voxel = 0.0f;
-                    fix_voxel = 0;
+                    pq_tally_add(scalars, TALLY_ROULETTE, -fix_w);
+                    acc.fix_entry -= fix_w;
                     ph->w = 0.0f;
                     PQ_TRACE_EVENT(ph, EV_ROULETTE);
                     break;
@@ -513,8 +528,8 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
             continue;
         }
         if (outside && bc == BC_CYCLIC) { next = step > 0 ? 0 : n_axis - 1; outside = 0; }
-        int next_flat = flat + (next - i) * pq_pick_i(stride_x, stride_y, 1, axis);
-        int next_label = outside ? 0 : labels[next_flat];
+        int next_flat = acc.flat + (next - i) * pq_pick_i(stride_x, stride_y, 1, axis);
+        int next_label = outside ? 0 : b->labels[next_flat];
         float n_next = next_label == 0 ? grid->n_amb : opt[next_label * 4 + 3];
         if (n_next != n) {
             float cos_t;
@@ -529,88 +544,71 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, PQ_GLOBAL const 
         if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
             final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
 #if PQ_EXIT_MAP
-            if (outside && face == 4 && -ph->uz >= fp[FP_MAP_COS])
-                pq_score_exit(ph, fp, ip, tally, bin_eff, records);
+            if (outside && face == 4 && -ph->uz >= fp[FP_MAP_COS]) pq_score_exit(ph, b);
 #endif
             PQ_TRACE_EVENT(ph, EV_ESCAPE);
             break;
         }
         /* into the next voxel: settle this voxel's tallies first */
         pq_i64 fix_w = pq_fix_w(ph->w);
-        PQ_SETTLE_ABSORBED(fix_w);
-#if PQ_FLUENCE
-        pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
-        track = 0.0f;
-#endif
-        w_voxel = ph->w;
-        fix_voxel = fix_w;
+        pq_settle(&acc, b, n_voxels, fix_w);
         if (next != i + step)   /* wrapped through a cyclic face */
             PQ_SET(ph->x, ph->y, ph->z, axis, step > 0 ? 0.0f : pq_extent(grid, axis));
         PQ_SET(ph->ix, ph->iy, ph->iz, axis, next);
-        flat = next_flat;
         if (next_label != ph->label) {
             ph->label = next_label;
             mua_tissue = opt[next_label * 4]; mus = opt[next_label * 4 + 1];
             g = opt[next_label * 4 + 2]; n = n_next;
             c_n = PQ_C0 / n; n_c = n / PQ_C0;
         }
-#if PQ_NSPECIES
-        mua = mua_tissue + pq_species_mua(conc, species_abs, flat, ph->bin, n_voxels, ip[IP_NBIN], mua_sp);
-#else
-        mua = mua_tissue;
-#endif
+        pq_voxel_enter(&acc, b, next_flat, n_voxels, ph->bin, mua_tissue, fix_w);
         PQ_TRACE_EVENT(ph, EV_CROSS);
     }
 
-    PQ_SETTLE_ABSORBED(pq_fix_w(ph->w));
-#if PQ_FLUENCE
-    pq_tally_add(tally, ip[IP_OFF_FLUENCE] + flat, PQ_TO_I64(track * PQ_FIX_L));
-#endif
-    if (final_slot >= 0) pq_tally_add(tally, off_scalar + final_slot, pq_fix_w(ph->w));
-    pq_tally_add(tally, off_scalar + TALLY_INTERACTIONS, (pq_i64)interactions);
+    pq_settle(&acc, b, n_voxels, pq_fix_w(ph->w));
+    if (final_slot >= 0) pq_tally_add(scalars, final_slot, pq_fix_w(ph->w));
+    pq_tally_add(scalars, TALLY_INTERACTIONS, (pq_i64)interactions);
+    pq_tally_add(scalars, TALLY_STEPS, (pq_i64)steps);
 }
 
-/* No early `return` in the kernel body: PoCL 3.1's work-group vectoriser (loopvec) miscompiled
- * one, taking the wrong branch after it (tests/test_transport.py, rectangle source from air). */
-PQ_KERNEL void pq_transport(PQ_GLOBAL const pq_u16 *labels,
-                            PQ_GLOBAL const float *optics,   /* [bin][label][mua, mus, g, n] */
-                            PQ_GLOBAL const float *fp,       /* float parameters, FP_* */
-                            PQ_GLOBAL const int *ip,         /* integer parameters, IP_* */
-                            PQ_GLOBAL pq_i64 *tally,
-                            PQ_GLOBAL float *trace,
-                            PQ_GLOBAL const pq_u32 *trace_ids,
-                            PQ_GLOBAL const float *conc,         /* [species][voxel], µM */
-                            PQ_GLOBAL const float *species_abs,  /* [species][bin], 1/mm per µM */
-                            PQ_GLOBAL const pq_u32 *em_u32,      /* emission source tables */
-                            PQ_GLOBAL const float *em_f32,
-                            PQ_GLOBAL const float *bin_eff,      /* exit-map efficiency per bin */
-                            PQ_GLOBAL float *records,            /* detected photons, 8 floats each */
-                            pq_u32 seed_lo, pq_u32 seed_hi,
-                            pq_u32 first_lo, pq_u32 first_hi, pq_u32 n_photons)
+/* One photon, from its index: random stream, launch, entry into tissue, transport. */
+PQ_DEVICE void pq_photon_run(const pq_buffers *b, const pq_grid *grid, pq_u32 seed_lo, pq_u32 seed_hi,
+                             pq_u64 photon)
 {
-    pq_u32 gid = PQ_THREAD_ID;
-    if (gid < n_photons) {
-        pq_u64 photon = (((pq_u64)first_hi << 32) | (pq_u64)first_lo) + (pq_u64)gid;
-        pq_grid grid;
-        grid.nx = ip[IP_NX]; grid.ny = ip[IP_NY]; grid.nz = ip[IP_NZ];
-        grid.dx = fp[FP_DX]; grid.dy = fp[FP_DY]; grid.dz = fp[FP_DZ];
-        grid.n_amb = fp[FP_N_AMBIENT];
-        grid.nlabel = ip[IP_NLABEL];
-
-        pq_tracer tracer;
-        tracer.buf = trace; tracer.slot = -1; tracer.count = 0;
+    PQ_GLOBAL const int *ip = b->ip;
+    pq_tracer tracer;
+    tracer.buf = b->trace; tracer.slot = -1; tracer.count = 0;
 #if PQ_TRACE
-        for (int i = 0; i < ip[IP_N_TRACE]; ++i)
-            if ((pq_u64)trace_ids[2 * i] + ((pq_u64)trace_ids[2 * i + 1] << 32) == photon) tracer.slot = i;
+    for (int i = 0; i < ip[IP_N_TRACE]; ++i)
+        if ((pq_u64)b->trace_ids[2 * i] + ((pq_u64)b->trace_ids[2 * i + 1] << 32) == photon) tracer.slot = i;
 #endif
-        pq_rng rng;
-        pq_rng_init(&rng, seed_lo, seed_hi, photon, (pq_u32)ip[IP_STREAM]);
-        pq_photon ph;
-        ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
-        ph.bin = ip[IP_SRC_BIN];
-        pq_launch(&ph, fp, ip, em_u32, em_f32, &rng);
-        if (pq_enter(&ph, &grid, labels, optics, tally, ip[IP_OFF_SCALAR], &tracer))
-            pq_propagate(&ph, &grid, labels, optics, fp, ip, tally, conc, species_abs, bin_eff,
-                         records, &rng, &tracer);
+    pq_rng rng;
+    pq_rng_init(&rng, seed_lo, seed_hi, photon, (pq_u32)ip[IP_STREAM]);
+    pq_photon ph;
+    ph.w = 1.0f; ph.t = 0.0f; ph.s = 0.0f;
+    ph.bin = ip[IP_SRC_BIN];
+    pq_launch(&ph, b, &rng);
+    if (pq_enter(&ph, grid, b, &tracer)) pq_propagate(&ph, grid, b, &rng, &tracer);
+}
+
+/* Persistent threads: each takes the launch's next photon from the `work` counter until all
+ * n_photons are done, so no thread idles while others finish a tail. Which thread runs a photon
+ * does not matter: its random stream is keyed by its index and the tallies are integer sums.
+ * No early `return` in the kernel body: PoCL 3.1's work-group vectoriser (loopvec) miscompiled
+ * one, taking the wrong branch after it (tests/test_transport.py, rectangle source from air). */
+PQ_KERNEL void pq_transport(PQ_TRANSPORT_PARAMS)
+{
+    pq_buffers buf;
+    PQ_BIND_BUFFERS(buf);
+    pq_grid grid;
+    grid.nx = ip[IP_NX]; grid.ny = ip[IP_NY]; grid.nz = ip[IP_NZ];
+    grid.dx = fp[FP_DX]; grid.dy = fp[FP_DY]; grid.dz = fp[FP_DZ];
+    grid.n_amb = fp[FP_N_AMBIENT];
+    grid.nlabel = ip[IP_NLABEL];
+    pq_u64 first = ((pq_u64)first_hi << 32) | (pq_u64)first_lo;
+    pq_u32 k = PQ_ATOMIC_INC_U32(work);
+    while (k < n_photons) {
+        pq_photon_run(&buf, &grid, seed_lo, seed_hi, first + (pq_u64)k);
+        k = PQ_ATOMIC_INC_U32(work);
     }
 }

@@ -6,14 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FACES = ("x-", "x+", "y-", "y+", "z-", "z+")
-BOUNDARY_CONDITIONS = ("escape", "mirror", "cyclic")
-BC_CODES = {name: code for code, name in enumerate(BOUNDARY_CONDITIONS)}  # shared with kernels/
+from .kernel_abi import BOUNDARY_CONDITIONS, FACES, MAX_INDEX, MAX_SPECIES
 
-#: Largest grid the 32-bit voxel indexing of the kernels supports.
-MAX_VOXELS = 2**31 - 1
-#: Most fluorophore species one medium may carry (kernel registers hold one value per species).
-MAX_SPECIES = 8
+#: Largest grid the 32-bit voxel indexing of the kernels supports (the tally buffer, which holds
+#: more than one value per voxel, is checked against the same limit when a simulation is planned).
+MAX_VOXELS = MAX_INDEX
 
 
 def _as_boundary(boundary) -> dict[str, str]:

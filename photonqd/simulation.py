@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from .kernel_abi import FACES, RECORD_FIELDS, SCALAR_SLOTS
 from .kernel_source import build_plan
-from .medium import FACES, Medium
+from .medium import Medium
 from .sources import Source
-from .tallies import MAX_PHOTONS, SCALAR_SLOTS, Result, TallyLayout, normalise
+from .tallies import MAX_PHOTONS, ExactSum, Result, TallyLayout, normalise
+
+#: Default flight-time guard (ns): a photon still in flight after this long is stopped.
+MAX_FLIGHT_NS = 1000.0
+#: Default guard on transport loop iterations per photon.
+MAX_STEPS = 10**8
 
 
 @dataclass
@@ -87,7 +94,8 @@ class ExitMap:
 class Simulation:
     """One transport problem.
 
-    photons:            number of photons to launch (1 .. 2**31 - 1).
+    photons:            number of photons to launch (1 .. 2**53); a run is a sequence of launches
+                        merged exactly, so any count gives the same answer however it is split.
     seed:               64-bit seed; with the photon index it keys every random number.
     time_gate_ns:       photons still propagating at this time of flight (ns) stop and are
                         counted as ``alive``; None: no gate.
@@ -95,6 +103,11 @@ class Simulation:
     exit_map:           an ExitMap for the z = 0 face, or None.
     roulette_threshold: weight below which Russian roulette is played after a scattering event.
     roulette_boost:     a survivor's weight is multiplied by this (survival probability 1/boost).
+    max_flight_ns:      guard: a photon still in flight after this time (ns) is stopped and its
+                        weight tallied as ``stopped`` (without a time gate; the gate, if shorter,
+                        ends it first). Together with max_steps it ends every photon whatever the
+                        input (a photon trapped in a clear, closed region, say).
+    max_steps:          guard: a photon is stopped after this many transport loop iterations.
     rng_stream:         random stream id (the fourth Philox counter word): runs that must be
                         independent but share a seed, such as fluorescence stages, use different
                         streams.
@@ -115,6 +128,8 @@ class Simulation:
     exit_map: ExitMap | None = None
     roulette_threshold: float = 1e-4
     roulette_boost: float = 10.0
+    max_flight_ns: float = MAX_FLIGHT_NS
+    max_steps: int = MAX_STEPS
     rng_stream: int = 0
     trace_photons: tuple = ()
     trace_events: int = 32
@@ -128,8 +143,7 @@ class Simulation:
         if not isinstance(self.source, Source):
             raise TypeError("source: expected a photonqd source (PencilBeam, GaussianBeam, ...)")
         if int(self.photons) != self.photons or not 1 <= self.photons <= MAX_PHOTONS:
-            raise ValueError(f"photons: must be an integer in [1, {MAX_PHOTONS}] "
-                             f"(the 64-bit fixed-point tally limit), got {self.photons}")
+            raise ValueError(f"photons: must be an integer in [1, 2**53], got {self.photons}")
         self.photons = int(self.photons)
         if int(self.seed) != self.seed or not 0 <= self.seed < 2**64:
             raise ValueError(f"seed: must be an integer in [0, 2**64), got {self.seed}")
@@ -139,11 +153,21 @@ class Simulation:
             raise ValueError(f"roulette_threshold: must be in (0, 1), got {self.roulette_threshold}")
         if not self.roulette_boost > 1:
             raise ValueError(f"roulette_boost: must be > 1, got {self.roulette_boost}")
+        if not self.roulette_threshold * self.roulette_boost <= 1:
+            # a survivor would carry more weight than a launched photon: the per-launch tally
+            # bound (kernel_source.max_launch_photons) assumes it never does
+            raise ValueError(f"roulette_threshold x roulette_boost: must be <= 1 so that no "
+                             f"photon's weight exceeds 1, got {self.roulette_threshold} x "
+                             f"{self.roulette_boost}")
         if self.keep_batches not in (True, False) and \
                 not set(self.keep_batches) <= set(BATCH_ARRAYS):
             raise ValueError(f"keep_batches: True, False or names among {BATCH_ARRAYS}, got {self.keep_batches}")
         if self.batch_photons is not None and not 1 <= self.batch_photons <= MAX_PHOTONS:
             raise ValueError(f"batch_photons: must be in [1, {MAX_PHOTONS}], got {self.batch_photons}")
+        if not (isinstance(self.max_flight_ns, (int, float)) and 0 < self.max_flight_ns <= 1e9):
+            raise ValueError(f"max_flight_ns: must be in (0, 1e9] ns, got {self.max_flight_ns!r}")
+        if not (isinstance(self.max_steps, (int, np.integer)) and 1 <= self.max_steps <= 2**31 - 1):
+            raise ValueError(f"max_steps: must be an integer in [1, 2**31 - 1], got {self.max_steps!r}")
         if not 1 <= self.trace_events <= 4096:
             raise ValueError(f"trace_events: must be in [1, 4096], got {self.trace_events}")
         ids = np.asarray(self.trace_photons, dtype=np.int64).ravel()
@@ -167,7 +191,7 @@ class Simulation:
     def run(self, backend=None, progress: Callable[[int, int], None] | None = None) -> Result:
         """Run on ``backend`` (name, instance or None for auto) and return normalised tallies.
 
-        progress: called as progress(photons_done, photons_total) after each batch.
+        progress: called as progress(photons_done, photons_total) after each launch.
         """
         from .backends import get_backend
 
@@ -177,11 +201,13 @@ class Simulation:
         start = time.perf_counter()
         runner = be.prepare(plan)
         prepared = time.perf_counter()
-        # at least 10 batches by default, so that batch means give a standard error, unless
-        # that would make batches too small to keep the backend busy
+        # at least 10 launches by default, so that batch means give a standard error, unless
+        # that would make launches too small to keep the backend busy; never more photons per
+        # launch than the tallies can hold without wrapping
         batch = int(self.batch_photons or
                     min(be.default_batch, max(-(-self.photons // 10), be.min_batch)))
-        total = np.zeros(plan.layout.size, dtype=np.int64)
+        batch = min(batch, plan.max_launch_photons)
+        total = ExactSum(plan.layout.size)
         kept = BATCH_ARRAYS if self.keep_batches is True else tuple(self.keep_batches or ())
         batch_photons, batch_scalars, batch_tallies, records = [], [], [], []
         capacity = plan.record_capacity
@@ -189,12 +215,12 @@ class Simulation:
         done = 0
         while done < self.photons:
             n = min(batch, self.photons - done)
-            out = runner.run(done, n)
+            out = runner.launch(done, n)
             if out.trace is not None:
                 trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
             if capacity:
                 records.append(out.records[:capacity - sum(len(r) for r in records)])
-            total += out.tally
+            total.add(out.tally)
             norm = normalise(out.tally, plan.layout, n)
             batch_photons.append(n)
             species = norm["species"].reshape(plan.layout.n_species, plan.layout.n_voxels).sum(axis=1)
@@ -207,14 +233,18 @@ class Simulation:
             if progress:
                 progress(done, self.photons)
         end = time.perf_counter()
-        if plan.layout.fluence and np.any(total[plan.layout.off_fluence:plan.layout.off_scalar] < 0):
-            raise OverflowError("fluence tally overflowed its 64-bit fixed-point range; "
-                                "run fewer photons per simulation")
-        norm = normalise(total, plan.layout, self.photons)
+        norm = normalise(total.as_float(), plan.layout, self.photons)
         arrays = self._arrays(norm, plan.layout)
         s = norm["scalars"]
-        offered = total[plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]]
+        offered = total.value(plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"])
         detected = _as_records(np.concatenate(records)) if capacity else None
+        stopped = float(s[SCALAR_SLOTS["STOPPED"]])
+        if stopped > 0:
+            warnings.warn(f"{stopped:.3g} of the launched weight was stopped by a guard (flight time "
+                          f"> max_flight_ns = {self.max_flight_ns:g} ns, more than max_steps = "
+                          f"{self.max_steps} loop iterations, or a roulette gain above 64): the "
+                          "problem may trap photons (a clear, closed region); see Result.stopped",
+                          RuntimeWarning, stacklevel=2)
         return Result(
             photons=self.photons, backend=be.name, device=be.device,
             absorbed=arrays["absorbed"], fluence=arrays["fluence"],
@@ -222,9 +252,10 @@ class Simulation:
             escaped_ambient=float(s[SCALAR_SLOTS["ESCAPE_AMBIENT"]]),
             specular=float(s[SCALAR_SLOTS["SPECULAR"]]), missed=float(s[SCALAR_SLOTS["MISSED"]]),
             alive=float(s[SCALAR_SLOTS["ALIVE"]]), roulette=float(s[SCALAR_SLOTS["ROULETTE"]]),
-            exit_map=arrays["exit_map"], interactions=float(s[SCALAR_SLOTS["INTERACTIONS"]]),
+            stopped=stopped, exit_map=arrays["exit_map"],
+            interactions=float(s[SCALAR_SLOTS["INTERACTIONS"]]), steps=float(s[SCALAR_SLOTS["STEPS"]]),
             fluorophore_absorbed=arrays["species"], detected=detected,
-            detected_overflow=int(offered) - (0 if detected is None else len(detected)),
+            detected_overflow=offered - (0 if detected is None else len(detected)),
             batch_photons=np.array(batch_photons), batch_scalars=np.array(batch_scalars),
             batch_tallies=batch_tallies or None, trace=trace, seconds=end - start,
             extra={"prepare_seconds": prepared - start, "transport_seconds": end - prepared},
@@ -243,10 +274,6 @@ class Simulation:
 
 #: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).
 BATCH_ARRAYS = ("absorbed", "fluence", "exit_map", "species")
-
-#: Fields of a detected-photon record, in kernel order.
-RECORD_FIELDS = ("x", "y", "ux", "uy", "uz", "bin", "weight", "time_ns")
-
 
 def _as_records(rows: np.ndarray) -> np.ndarray:
     """Kernel record rows (float32 x 8) as a structured array."""

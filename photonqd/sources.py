@@ -15,9 +15,6 @@ import numpy as np
 from .medium import Medium
 from .sampling import alias_table
 
-SOURCE_CODES = {"pencil": 0, "gaussian": 1, "disk": 2, "rectangle": 3, "isotropic": 4,
-                "emission": 5}  # kernels/transport.cl SRC_*
-
 
 def _vector(name: str, value) -> np.ndarray:
     v = np.asarray(value, dtype=np.float64)

@@ -4,12 +4,16 @@ Tallies accumulate as 64-bit integers in fixed point, so sums are exact, indepen
 in which threads add them, and identical run to run:
   photon weight:            2**32 per unit weight (absorbed, escaped, specular, exit map, ...)
   track length (fluence):   2**24 per unit weight x mm
-Integer sums are converted and divided by the number of launched photons on the host.
+A launch is sized so that no entry can wrap (kernel_source.max_launch_photons: one photon adds
+at most 1 + MAX_ROULETTE_GAIN weight and its flight-time bound in track length to any entry);
+launches are merged on the host in an ExactSum, which cannot wrap either. Sums are converted and
+divided by the number of launched photons on the host.
 
 Energy balance: every launched unit of weight ends in exactly one of specular, missed, absorbed,
-escaped (six faces and ambient voxels) or alive-at-gate; Russian roulette adds (survivors) or removes
-(losers) weight, tallied as ``roulette`` (expectation 0). In fixed point the identity
-specular + missed + absorbed + escaped + alive - roulette = 1 holds exactly.
+escaped (six faces and ambient voxels), alive-at-gate or stopped (by a guard); Russian roulette
+adds (survivors) or removes (losers) weight, tallied as ``roulette`` (expectation 0). In fixed
+point the identity specular + missed + absorbed + escaped + alive + stopped - roulette = 1 holds
+exactly.
 """
 
 from __future__ import annotations
@@ -18,30 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .medium import FACES
+from .kernel_abi import (COUNT_SLOTS, FACES, FIX_TRACK, FIX_WEIGHT, MAX_INDEX, N_SCALARS,
+                         SCALAR_SLOTS)
 
-FIX_WEIGHT = 2.0**32
-FIX_TRACK = 2.0**24
-
-#: Scalar tally slots, in kernel order (TALLY_<NAME> in kernels/transport.cl).
-SCALAR_SLOTS = {
-    "SPECULAR": 0,
-    "MISSED": 1,
-    "ESCAPE": 2,           # six slots, one per face in medium.FACES order
-    "ESCAPE_AMBIENT": 8,   # into ambient (label 0) voxels inside the box
-    "ALIVE": 9,            # still propagating when the time gate closed
-    "ROULETTE": 10,        # net weight added by Russian roulette
-    "INTERACTIONS": 11,    # number of scattering events (a count, not fixed point)
-    "DETECTED": 12,        # photons offered to the detected-photon record (a count)
-}
-N_SCALARS = 13
-
-#: Trace event codes (EV_<NAME> in kernels/transport.cl).
-EVENTS = {"LAUNCH": 0, "SCATTER": 1, "CROSS": 2, "REFLECT": 3, "ESCAPE": 4, "GATE": 5,
-          "ROULETTE": 6, "MISSED": 7}
-
-#: The largest number of photons one run may launch: weight sums stay below 2**63.
-MAX_PHOTONS = 2**31 - 1
+#: The largest number of photons one run may launch: photon indices are 64-bit and launches are
+#: merged exactly (ExactSum), so the limit is where a per-photon normalisation stops being exact.
+MAX_PHOTONS = 2**53
 
 
 @dataclass(frozen=True)
@@ -74,6 +60,38 @@ class TallyLayout:
     def size(self) -> int:
         return self.off_map + self.map_pixels
 
+    def check(self) -> None:
+        """Refuse a layout the kernel's 32-bit indices cannot address, before anything is allocated."""
+        if self.size > MAX_INDEX:
+            raise ValueError(
+                f"tallies: {self.size} entries ({self.n_voxels} voxels x "
+                f"{self.off_scalar // self.n_voxels} volume tallies + {self.map_pixels} exit-map "
+                f"pixels) exceed the kernel's limit of {MAX_INDEX}; use fewer voxels, fewer "
+                "fluorophore species, fluence=False or a smaller exit map")
+
+
+class ExactSum:
+    """Exact running sum of int64 tally buffers: two limbs (high words and low 32 bits), so the
+    total of any number of launches never wraps (range 2^95) and does not depend on how the
+    photons were split into launches."""
+
+    def __init__(self, size: int):
+        self.hi = np.zeros(size, dtype=np.int64)
+        self.lo = np.zeros(size, dtype=np.int64)   # always in [0, 2^32)
+
+    def add(self, values: np.ndarray) -> None:
+        self.lo += values                 # |values| < 2^62 and lo < 2^32: cannot overflow
+        carry = self.lo >> 32             # floor division, also for negative sums
+        self.hi += carry
+        self.lo -= carry << 32
+
+    def as_float(self) -> np.ndarray:
+        return self.hi.astype(np.float64) * 2.0**32 + self.lo.astype(np.float64)
+
+    def value(self, index: int) -> int:
+        """One entry as an exact Python integer."""
+        return int(self.hi[index]) * 2**32 + int(self.lo[index])
+
 
 @dataclass
 class Result:
@@ -85,6 +103,8 @@ class Result:
     escaped:             escaped weight per box face, dict keyed by medium.FACES.
     escaped_ambient:     weight that left into ambient (label 0) voxels inside the box.
     specular:            reflected at entry (source on or outside the surface).
+    stopped:             weight of photons stopped by a guard (flight time ``max_flight_ns``,
+                         ``max_steps`` or roulette gain): 0 in a well-posed problem.
     missed:              never entered tissue (extended source partly outside the grid).
     alive:               still propagating when the time gate closed.
     roulette:            net weight added by Russian roulette (expectation 0).
@@ -97,6 +117,7 @@ class Result:
                          efficiency) and time_ns (time of flight), or None.
     detected_overflow:   photons that did not fit into the record (counted, not dropped silently).
     interactions:        mean number of scattering events per launched photon.
+    steps:               mean number of transport loop iterations per launched photon.
     batch_scalars:       per-batch normalised scalar tallies (n_batches, N_SCALARS), for
                          batch-means standard errors.
     """
@@ -112,8 +133,10 @@ class Result:
     missed: float
     alive: float
     roulette: float
+    stopped: float
     exit_map: np.ndarray | None
     interactions: float
+    steps: float
     batch_photons: np.ndarray
     batch_scalars: np.ndarray
     batch_tallies: list | None = None
@@ -139,9 +162,9 @@ class Result:
         return float(self.absorbed.sum())
 
     def energy_balance(self) -> float:
-        """specular + missed + absorbed + escaped + alive - roulette; equals 1 to rounding."""
+        """specular + missed + absorbed + escaped + alive + stopped - roulette; equals 1 to rounding."""
         return (self.specular + self.missed + self.absorbed_fraction + sum(self.escaped.values())
-                + self.escaped_ambient + self.alive - self.roulette)
+                + self.escaped_ambient + self.alive + self.stopped - self.roulette)
 
     def batch_values(self, name: str) -> np.ndarray:
         """Per-batch values of a scalar quantity (see ``SCALAR_COLUMNS``)."""
@@ -155,10 +178,9 @@ class Result:
 #: Columns of Result.batch_scalars: the kernel's scalar slots, then the absorbed total, the exit
 #: map total and the absorbed total of each fluorophore species ("fluorophore 0", ...).
 SCALAR_COLUMNS = {
-    "specular": 0, "missed": 1,
-    **{f"escaped {face}": 2 + i for i, face in enumerate(FACES)},
-    "escaped_ambient": 8, "alive": 9, "roulette": 10, "interactions": 11, "detected": 12,
-    "absorbed": 13, "exit_map": 14,
+    **{name.lower(): i for name, i in SCALAR_SLOTS.items() if name != "ESCAPE"},
+    **{f"escaped {face}": SCALAR_SLOTS["ESCAPE"] + i for i, face in enumerate(FACES)},
+    "absorbed": N_SCALARS, "exit_map": N_SCALARS + 1,
 }
 
 
@@ -182,17 +204,18 @@ def batch_mean_error(values: np.ndarray, photons: np.ndarray) -> tuple[float, fl
 
 
 def normalise(raw: np.ndarray, layout: TallyLayout, photons: int) -> dict:
-    """Convert a raw int64 tally buffer into per-photon floating-point quantities."""
-    s = raw[layout.off_scalar:layout.off_map].astype(np.float64)
+    """Convert a raw tally buffer (int64, or the float value of an ExactSum) into per-photon
+    floating-point quantities."""
+    raw = np.asarray(raw, dtype=np.float64)
+    s = raw[layout.off_scalar:layout.off_map]
     scalars = s / FIX_WEIGHT / photons
-    for count in ("INTERACTIONS", "DETECTED"):  # counts, not fixed-point weights
+    for count in COUNT_SLOTS:  # counts, not fixed-point weights
         scalars[SCALAR_SLOTS[count]] = s[SCALAR_SLOTS[count]] / photons
-    out = {
-        "absorbed": raw[:layout.n_voxels].astype(np.float64) / FIX_WEIGHT / photons,
-        "track": (raw[layout.off_fluence:layout.off_fluence + layout.n_voxels].astype(np.float64)
-                  / FIX_TRACK / photons) if layout.fluence else None,
-        "species": raw[layout.off_species:layout.off_scalar].astype(np.float64) / FIX_WEIGHT / photons,
+    return {
+        "absorbed": raw[:layout.n_voxels] / FIX_WEIGHT / photons,
+        "track": (raw[layout.off_fluence:layout.off_fluence + layout.n_voxels] / FIX_TRACK / photons)
+        if layout.fluence else None,
+        "species": raw[layout.off_species:layout.off_scalar] / FIX_WEIGHT / photons,
         "scalars": scalars,
-        "map": raw[layout.off_map:layout.size].astype(np.float64) / FIX_WEIGHT / photons,
+        "map": raw[layout.off_map:layout.size] / FIX_WEIGHT / photons,
     }
-    return out

@@ -89,8 +89,8 @@ def get_backend(name: str | None = None):
 @functools.lru_cache(maxsize=None)
 def _instance(name: str):
     if name == "numpy":
-        from .numpy_backend import NumpyBackend
-        return NumpyBackend()
+        from .reference import ReferenceBackend
+        return ReferenceBackend()
     if name == "opencl":
         from .opencl import OpenCLBackend
         return OpenCLBackend()

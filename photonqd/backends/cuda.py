@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernel_source import KernelPlan, photon_words, rng_program
-from ..tallies import SCALAR_SLOTS
-from .numpy_backend import BatchOutput
+from ..kernel_source import KernelPlan, rng_program
+from .base import KernelBackend, KernelRunner
 
 THREADS_PER_BLOCK = 128
+#: Persistent threads per multiprocessor (each takes photons from the launch's counter).
+THREADS_PER_SM = 2048
 
 
-class CudaBackend:
+class CudaBackend(KernelBackend):
     name = "cuda"
     default_batch = 1 << 22
     min_batch = 1 << 16
@@ -27,6 +28,7 @@ class CudaBackend:
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         self.device = f"CUDA {device_id}: {name}"
         self.is_gpu = True
+        self.sm_count = int(props["multiProcessorCount"])
 
     def program_source(self, plan: KernelPlan) -> str:
         return plan.source_text("prelude_cuda.h")
@@ -34,11 +36,8 @@ class CudaBackend:
     def prepare(self, plan: KernelPlan) -> "CudaRunner":
         return CudaRunner(self, plan)
 
-    def rng_stream(self, seed: int, photon_ids, count: int, as_uniform: bool = False) -> np.ndarray:
-        """First ``count`` words (or uniforms) of each photon's stream, drawn on the device."""
+    def _rng_words(self, ids, n, count, seed, as_uniform):
         cp = self.cp
-        ids = photon_words(photon_ids)
-        n = len(ids) // 2
         with self.dev:
             kernel = cp.RawModule(code=rng_program("prelude_cuda.h")).get_function("pq_rng_words")
             uniforms = cp.zeros((n, count), dtype=cp.float32)
@@ -49,38 +48,28 @@ class CudaBackend:
             return cp.asnumpy(uniforms if as_uniform else words)
 
 
-class CudaRunner:
+class CudaRunner(KernelRunner):
     def __init__(self, backend: CudaBackend, plan: KernelPlan):
-        cp = backend.cp
-        self.cp, self.plan = cp, plan
+        self.backend, self.cp = backend, backend.cp
         with backend.dev:
-            module = cp.RawModule(code=backend.program_source(plan), options=("--std=c++14",))
+            module = self.cp.RawModule(code=backend.program_source(plan), options=("--std=c++14",))
             self.kernel = module.get_function("pq_transport")
-            self.tally = cp.zeros(plan.layout.size, dtype=cp.int64)
-            n_trace = max(len(plan.trace_ids), 1)
-            self.trace = cp.full((n_trace, plan.trace_len, 8), np.nan, dtype=cp.float32)
-            self.records = cp.zeros((max(plan.record_capacity, 1), 8), dtype=cp.float32)
-            # argument order of pq_transport in kernels/transport.cl
-            self.args = [cp.asarray(plan.labels), cp.asarray(plan.optics.ravel()),
-                         cp.asarray(plan.fp), cp.asarray(plan.ip), self.tally, self.trace,
-                         cp.asarray(plan.trace_words), cp.asarray(plan.concentration),
-                         cp.asarray(plan.species_absorption), cp.asarray(plan.emission_u32),
-                         cp.asarray(plan.emission_f32), cp.asarray(plan.bin_efficiency),
-                         self.records]
-        self.dev = backend.dev
+            super().__init__(plan)
 
-    def run(self, first: int, n: int):
-        cp = self.cp
-        seed = self.plan.seed
-        with self.dev:
-            self.tally.fill(0)
-            blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-            self.kernel((blocks,), (THREADS_PER_BLOCK,),
-                        (*self.args, np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
-                         np.uint32(first & 0xFFFFFFFF), np.uint32(first >> 32), np.uint32(n)))
-            tally = cp.asnumpy(self.tally)
-            trace = cp.asnumpy(self.trace).astype(np.float64) if len(self.plan.trace_ids) else None
-            offered = int(tally[self.plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]])
-            kept = min(offered, self.plan.record_capacity)
-            records = cp.asnumpy(self.records[:kept]).astype(np.float64)
-        return BatchOutput(tally, trace, records)
+    def _upload(self, name, array):
+        return self.cp.asarray(array)
+
+    def _zero(self, name):
+        with self.backend.dev:
+            self.dev[name].fill(0)
+
+    def _run(self, args, n):
+        threads = min(n, self.backend.sm_count * THREADS_PER_SM)
+        blocks = (threads + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+        with self.backend.dev:
+            self.kernel((blocks,), (THREADS_PER_BLOCK,), tuple(args))
+            self.cp.cuda.get_current_stream().synchronize()
+
+    def _download(self, name):
+        with self.backend.dev:
+            return self.cp.asnumpy(self.dev[name])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
-from ..kernel_source import KernelPlan, kernel_file, photon_words, rng_program
-from ..tallies import SCALAR_SLOTS
-from .numpy_backend import BatchOutput
+from ..kernel_source import KernelPlan, kernel_file, rng_program
+from .base import KernelBackend, KernelRunner
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,13 @@ log = logging.getLogger(__name__)
 _PROBE = """
 PQ_KERNEL void probe(PQ_GLOBAL pq_i64 *out) { PQ_ATOMIC_ADD_I64(out, PQ_TO_I64(1.5f)); }
 """
+#: Persistent work-groups per compute unit on a CPU: a few, so that one held up by the operating
+#: system does not leave a core idle; each takes photons from the launch's counter.
+CPU_GROUPS_PER_UNIT = 4
+#: Persistent work-items per compute unit on a GPU.
+GPU_ITEMS_PER_UNIT = 2048
+#: Seconds between checks for a finished launch: the host stays responsive to Ctrl-C.
+POLL_SECONDS = 0.01
 
 
 def probe_devices():
@@ -41,7 +48,7 @@ def probe_devices():
     return found
 
 
-class OpenCLBackend:
+class OpenCLBackend(KernelBackend):
     name = "opencl"
     default_batch = 1 << 18
     min_batch = 1 << 12
@@ -70,75 +77,56 @@ class OpenCLBackend:
     def prepare(self, plan: KernelPlan) -> "OpenCLRunner":
         return OpenCLRunner(self, plan)
 
-    def rng_stream(self, seed: int, photon_ids, count: int, as_uniform: bool = False) -> np.ndarray:
-        """First ``count`` words (or uniforms) of each photon's stream, drawn on the device."""
+    def persistent_shape(self, n: int) -> tuple[int, int]:
+        """(global, local) work size of a launch of n photons."""
+        units = self.dev.max_compute_units
+        if self.is_gpu:
+            return min(n, units * GPU_ITEMS_PER_UNIT), None
+        # one work-item per group: a group's items run one after another on a CPU core, so the
+        # first would take every photon and leave the rest of its group nothing to do
+        return min(n, units * CPU_GROUPS_PER_UNIT), 1
+
+    def _rng_words(self, ids, n, count, seed, as_uniform):
         cl = self.cl
-        ids = photon_words(photon_ids)
-        n = len(ids) // 2
         program = cl.Program(self.ctx, rng_program("prelude_opencl.h")).build()
-        uniforms = np.zeros((n, count), dtype=np.float32)
-        words = np.zeros((n, count), dtype=np.uint32)
+        out = np.zeros((n, count), dtype=np.float32 if as_uniform else np.uint32)
         mf = cl.mem_flags
         ids_buf = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=ids)
-        u_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, uniforms.nbytes)
-        w_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, words.nbytes)
+        u_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, out.nbytes)
+        w_buf = cl.Buffer(self.ctx, mf.WRITE_ONLY, out.nbytes)
         program.pq_rng_words(self.queue, (n,), None, ids_buf, np.uint32(n), np.uint32(count),
                              np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
                              np.uint32(as_uniform), u_buf, w_buf)
-        cl.enqueue_copy(self.queue, uniforms if as_uniform else words, u_buf if as_uniform else w_buf)
+        cl.enqueue_copy(self.queue, out, u_buf if as_uniform else w_buf)
         self.queue.finish()
-        return uniforms if as_uniform else words
+        return out
 
 
-class OpenCLRunner:
+class OpenCLRunner(KernelRunner):
     def __init__(self, backend: OpenCLBackend, plan: KernelPlan):
-        cl = backend.cl
-        self.cl, self.queue, self.plan = cl, backend.queue, plan
-        ctx = backend.ctx
-        program = cl.Program(ctx, backend.program_source(plan)).build()
-        self.kernel = cl.Kernel(program, "pq_transport")
-        ro = cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR
-        self.tally = np.zeros(plan.layout.size, dtype=np.int64)
-        self.tally_buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, self.tally.nbytes)
-        n_trace = max(len(plan.trace_ids), 1)
-        self.trace = np.full((n_trace, plan.trace_len, 8), np.nan, dtype=np.float32)
-        self.trace_buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
-                                   hostbuf=self.trace)
-        self.records = np.zeros((max(plan.record_capacity, 1), 8), dtype=np.float32)
-        self.records_buf = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, self.records.nbytes)
-        # argument order of pq_transport in kernels/transport.cl
-        self.buffers = [
-            cl.Buffer(ctx, ro, hostbuf=plan.labels),
-            cl.Buffer(ctx, ro, hostbuf=plan.optics.ravel()),
-            cl.Buffer(ctx, ro, hostbuf=plan.fp),
-            cl.Buffer(ctx, ro, hostbuf=plan.ip),
-            self.tally_buf, self.trace_buf,
-            cl.Buffer(ctx, ro, hostbuf=plan.trace_words),
-            cl.Buffer(ctx, ro, hostbuf=plan.concentration),
-            cl.Buffer(ctx, ro, hostbuf=plan.species_absorption),
-            cl.Buffer(ctx, ro, hostbuf=plan.emission_u32),
-            cl.Buffer(ctx, ro, hostbuf=plan.emission_f32),
-            cl.Buffer(ctx, ro, hostbuf=plan.bin_efficiency),
-            self.records_buf,
-        ]
+        self.backend, self.cl, self.queue = backend, backend.cl, backend.queue
+        program = self.cl.Program(backend.ctx, backend.program_source(plan)).build()
+        self.kernel = self.cl.Kernel(program, "pq_transport")
+        super().__init__(plan)
 
-    def run(self, first: int, n: int):
-        cl, q = self.cl, self.queue
-        self.tally[:] = 0
-        cl.enqueue_copy(q, self.tally_buf, self.tally)
-        seed = self.plan.seed
-        self.kernel(q, (n,), None, *self.buffers,
-                    np.uint32(seed & 0xFFFFFFFF), np.uint32(seed >> 32),
-                    np.uint32(first & 0xFFFFFFFF), np.uint32(first >> 32), np.uint32(n))
-        cl.enqueue_copy(q, self.tally, self.tally_buf)
-        trace = None
-        if len(self.plan.trace_ids):
-            cl.enqueue_copy(q, self.trace, self.trace_buf)
-            trace = self.trace.astype(np.float64)
-        kept = 0
-        if self.plan.record_capacity:
-            cl.enqueue_copy(q, self.records, self.records_buf)
-            offered = self.tally[self.plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]]
-            kept = min(int(offered), self.plan.record_capacity)
-        q.finish()
-        return BatchOutput(self.tally.copy(), trace, self.records[:kept].astype(np.float64))
+    def _upload(self, name, array):
+        mf = self.cl.mem_flags
+        return self.cl.Buffer(self.backend.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=array)
+
+    def _zero(self, name):
+        array = self.plan.buffers[name]
+        self.cl.enqueue_fill_buffer(self.queue, self.dev[name], np.zeros(1, array.dtype), 0, array.nbytes)
+
+    def _run(self, args, n):
+        global_size, local_size = self.backend.persistent_shape(n)
+        done = self.kernel(self.queue, (global_size,), None if local_size is None else (local_size,), *args)
+        self.queue.flush()
+        # wait in small sleeps rather than one blocking call, so that Ctrl-C is seen
+        while done.command_execution_status != self.cl.command_execution_status.COMPLETE:
+            time.sleep(POLL_SECONDS)
+
+    def _download(self, name):
+        out = np.empty_like(self.plan.buffers[name])
+        self.cl.enqueue_copy(self.queue, out, self.dev[name])
+        self.queue.finish()
+        return out

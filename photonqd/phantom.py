@@ -2,7 +2,8 @@
 
 The benchmark definitions follow MCX's built-in benchmarks (fangq/mcx, src/mcx_bench.c; Fang & Boas
 2009, Opt. Express 17:20178); ``phantoms/mcx_benchmarks.json`` records the same numbers with their
-citations, and tests/test_phantom.py checks that the two agree.
+citations, and tests/test_phantom.py checks that the two agree. The same file records ``tissue60``,
+photonqd's tissue-like speed case (not one of MCX's), which ``photonqd bench`` runs beside them.
 
 All lengths are in mm in the grid frame (origin at the volume's corner, +z into the tissue). MCX
 states its geometry in voxels of 1 mm; here the geometry is physical and ``voxel_size`` only sets

@@ -114,6 +114,7 @@ def run_benchmark(cases, backends, photons: int, numpy_photons: int, seed: int, 
                   peer: bool = True) -> dict:
     """Time every case on every backend (and pmcxcl next to OpenCL) in ``repeat`` interleaved
     rounds; return the report."""
+    cases = list(dict.fromkeys(cases))
     report = _provenance()
     report.update(seed=seed, repeat=repeat, photons={b: min(photons, numpy_photons) if b == "numpy" else photons
                                                      for b in backends},
@@ -140,12 +141,10 @@ def run_benchmark(cases, backends, photons: int, numpy_photons: int, seed: int, 
     for round_ in range(repeat):
         for case in cases:
             for name, backend in engines.items():
-                turns = [("photonqd", name)]
-                if name == "opencl" and case in peer_cases:
-                    turns.append(("pmcxcl", "opencl"))
+                turns = ["photonqd", "pmcxcl"] if name == "opencl" and case in peer_cases else ["photonqd"]
                 if round_ % 2:   # take turns going first: a drift in load falls on both engines
                     turns.reverse()
-                for engine, _ in turns:
+                for engine in turns:
                     key = (case, engine, name)
                     report["schedule"].append({"round": round_, "case": case, "engine": engine, "backend": name})
                     if engine == "photonqd":

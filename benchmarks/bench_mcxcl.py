@@ -92,9 +92,9 @@ def device_name(pmcxcl) -> str:
 
 def run_case(pmcxcl, name: str, photons: int, seed: int, warmup: int, repeat: int) -> dict:
     """Warm up, then time ``repeat`` runs and keep the fastest (all give the same result)."""
-    from photonqd.phantom import MCX_BENCHMARKS
+    from photonqd.phantom import BENCHMARKS
 
-    phantom = MCX_BENCHMARKS[name]()
+    phantom = BENCHMARKS[name]()
     cfg = mcx_input(phantom, photons, seed)
     with mcx_chatter_to_stderr():
         pmcxcl.run(mcx_input(phantom, warmup, seed))   # builds the kernel, fills PoCL's caches
@@ -119,7 +119,7 @@ def run_case(pmcxcl, name: str, photons: int, seed: int, warmup: int, repeat: in
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", nargs="?", help="a photonqd.phantom.MCX_BENCHMARKS name")
+    parser.add_argument("case", nargs="?", help="a photonqd.phantom.BENCHMARKS name (MCX's cases and tissue60)")
     parser.add_argument("--photons", type=float, default=1e6)
     parser.add_argument("--seed", type=int, default=1648335518)
     parser.add_argument("--warmup", type=float, default=1e4, help="photons in the untimed warm-up run")

@@ -1,12 +1,19 @@
-"""``photonqd bench``: photons/ms on MCX's benchmark phantoms, with MCX-CL (pmcxcl) as a peer.
+"""``photonqd bench``: photons/ms on MCX's benchmark phantoms and the tissue-like ``tissue60``, with
+MCX-CL (pmcxcl) as a peer.
 
 Speed is launched photons / wall-clock seconds of transport in ``Simulation.run`` (kernel
 preparation excluded: ``Result.extra["transport_seconds"]``), timed after an untimed warm-up run of
 the same case that builds the kernel and fills the OpenCL caches.
-With ``--repeat N`` the fastest of N timed runs counts (other work on a shared machine only
-ever slows a run down).
 pmcxcl is timed the same way, in its own process (benchmarks/bench_mcxcl.py: it is GPL software and
 never imported here), on the same device as the OpenCL backend.
+
+``--repeat N`` runs N rounds; each round times every case once on every engine, photonqd and
+pmcxcl taking turns to go first, so that a change in the machine's load falls on both engines
+alike. The fastest round per engine counts (other work on a shared machine only ever slows a run
+down); every round's figure is reported, with the spread (max - min) / median of photons/ms.
+
+Cost per unit of work: interactions/s (scattering events per second) and cycles per loop
+iteration, CPU clock x cores used x transport seconds / loop iterations, on CPU devices only.
 
 A speed ratio is only meaningful if both engines solve the same problem, so, as in MCX's own
 speed report, none is claimed when the absorbed fractions disagree beyond statistical error.
@@ -24,6 +31,8 @@ import json
 import math
 import os
 import platform
+import re
+import statistics
 import subprocess
 import sys
 import time
@@ -31,9 +40,9 @@ from pathlib import Path
 
 from . import __version__
 from .backends import BACKENDS, available, discover, get_backend
-from .phantom import MCX_BENCHMARKS
+from .phantom import BENCHMARKS
 
-DEFAULT_CASES = ("cube60", "cube60b", "cubesph60b")
+DEFAULT_CASES = ("cube60", "cube60b", "cubesph60b", "tissue60")
 #: MCX's benchmark seed (RNGSeed in src/mcx_bench.c); both engines get the same number.
 MCX_SEED = 1648335518
 #: Agreement threshold on |difference| / combined standard error.
@@ -52,15 +61,17 @@ MCXCL_PRELOAD = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
 def add_arguments(parser) -> None:
     parser.add_argument("cases", metavar="CASE", nargs="*",
                         help=f"benchmark phantoms (default: {' '.join(DEFAULT_CASES)}; "
-                             f"also: {' '.join(c for c in MCX_BENCHMARKS if c not in DEFAULT_CASES)})")
+                             f"also: {' '.join(c for c in BENCHMARKS if c not in DEFAULT_CASES)})")
     parser.add_argument("--backend", action="append", choices=BACKENDS, dest="backends",
                         help="backend to time (repeatable; default: every available one but numpy)")
     parser.add_argument("--photons", type=float, default=1e6,
                         help="photons per case on compiled backends and pmcxcl (default 1e6)")
     parser.add_argument("--numpy-photons", type=float, default=NUMPY_PHOTONS,
                         help=f"at most this many photons per case on the NumPy backend (default {NUMPY_PHOTONS})")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="timed runs per case and engine; the fastest counts (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="interleaved rounds: each times every case once per engine, photonqd and "
+                             "pmcxcl taking turns to go first; the fastest round counts and every "
+                             "round is reported (default 1)")
     parser.add_argument("--seed", type=int, default=MCX_SEED, help=f"random seed (default {MCX_SEED}, MCX's)")
     parser.add_argument("--no-pmcxcl", action="store_true", help="do not run the pmcxcl peer")
     parser.add_argument("--fluorescence", action="store_true",
@@ -73,9 +84,9 @@ def add_arguments(parser) -> None:
 
 def run_cli(args) -> int:
     """Run the benchmark; exit status 1 if any absorbed fraction disagrees with its check."""
-    unknown = [c for c in args.cases if c not in MCX_BENCHMARKS]
+    unknown = [c for c in args.cases if c not in BENCHMARKS]
     if unknown:
-        raise ValueError(f"unknown case(s) {unknown}; known: {list(MCX_BENCHMARKS)}")
+        raise ValueError(f"unknown case(s) {unknown}; known: {list(BENCHMARKS)}")
     photons = _count("--photons", args.photons)
     numpy_photons = _count("--numpy-photons", args.numpy_photons)
     if args.repeat < 1:
@@ -101,39 +112,69 @@ def run_cli(args) -> int:
 
 def run_benchmark(cases, backends, photons: int, numpy_photons: int, seed: int, repeat: int = 1,
                   peer: bool = True) -> dict:
-    """Time every case on every backend (and pmcxcl next to OpenCL); return the report."""
+    """Time every case on every backend (and pmcxcl next to OpenCL) in ``repeat`` interleaved
+    rounds; return the report."""
+    cases = list(dict.fromkeys(cases))
     report = _provenance()
     report.update(seed=seed, repeat=repeat, photons={b: min(photons, numpy_photons) if b == "numpy" else photons
-                                       for b in backends},
-                  results=[], checks=[], skipped=[])
+                                                     for b in backends},
+                  schedule=[], results=[], checks=[], skipped=[])
     engines = {}
     for name in backends:
         try:
             engines[name] = get_backend(name)
         except Exception as err:  # a backend that cannot start is reported, not fatal
             report["skipped"].append({"engine": "photonqd", "backend": name, "reason": str(err)})
-    mcxcl = None
+    peer_cases = []
     if peer and "opencl" in engines:
         mcxcl = _probe_mcxcl()
         if "reason" in mcxcl:
             report["skipped"].append(mcxcl)
-            mcxcl = None
-    for case in cases:
-        phantom = MCX_BENCHMARKS[case]()
+        else:
+            peer_cases = list(cases)
+    phantoms = {case: BENCHMARKS[case]() for case in cases}
+    for case in cases:   # untimed: builds each kernel, fills the caches (pmcxcl warms up per run)
         for name, backend in engines.items():
-            ours = _time_photonqd(phantom, backend, report["photons"][name], seed, repeat)
+            _photonqd_run(phantoms[case], backend, _warmup(report["photons"][name]), seed)
+    # (case, engine, backend) -> seconds of every round, and the fastest round's outcome
+    seconds, fastest = {}, {}
+    for round_ in range(repeat):
+        for case in cases:
+            for name, backend in engines.items():
+                turns = ["photonqd", "pmcxcl"] if name == "opencl" and case in peer_cases else ["photonqd"]
+                if round_ % 2:   # take turns going first: a drift in load falls on both engines
+                    turns.reverse()
+                for engine in turns:
+                    key = (case, engine, name)
+                    report["schedule"].append({"round": round_, "case": case, "engine": engine, "backend": name})
+                    if engine == "photonqd":
+                        outcome = _photonqd_run(phantoms[case], backend, report["photons"][name], seed)
+                        elapsed = outcome.extra["transport_seconds"]
+                    else:
+                        try:
+                            outcome = _mcxcl_run(case, photons, seed)
+                        except RuntimeError as err:
+                            report["skipped"].append({"engine": "pmcxcl", "backend": "opencl",
+                                                      "reason": f"{case}: {err}"})
+                            peer_cases.remove(case)
+                            seconds.pop(key, None)
+                            continue
+                        elapsed = outcome["seconds"]
+                    seconds.setdefault(key, []).append(elapsed)
+                    if elapsed <= min(seconds[key]):
+                        fastest[key] = outcome
+    cpu = report["cpu"]
+    for case in cases:
+        for name, backend in engines.items():
+            ours = _photonqd_row(phantoms[case], fastest[case, "photonqd", name], seconds[case, "photonqd", name],
+                                 cpu, _cores_used(name, backend))
             report["results"].append(ours)
-            if phantom.reference_absorbed is not None:
-                report["checks"].append(_check_reference(ours, phantom.reference_absorbed))
-            if name == "opencl" and mcxcl:
-                try:
-                    theirs = _time_mcxcl(case, photons, seed, repeat)
-                except RuntimeError as err:
-                    report["skipped"].append({"engine": "pmcxcl", "backend": "opencl",
-                                              "reason": f"{case}: {err}"})
-                else:
-                    report["results"].append(theirs)
-                    report["checks"].append(_compare(ours, theirs))
+            if phantoms[case].reference_absorbed is not None:
+                report["checks"].append(_check_reference(ours, phantoms[case].reference_absorbed))
+            if (case, "pmcxcl", name) in seconds:
+                theirs = _mcxcl_row(fastest[case, "pmcxcl", name], seconds[case, "pmcxcl", name], ours, cpu)
+                report["results"].append(theirs)
+                report["checks"].append(_compare(ours, theirs))
     report["load_average_end"] = _load_average()
     return report
 
@@ -173,23 +214,78 @@ def _count(option: str, value: float) -> int:
     return int(value)
 
 
-def _time_photonqd(phantom, backend, photons: int, seed: int, repeat: int) -> dict:
+def _photonqd_run(phantom, backend, photons: int, seed: int):
     # the fluence volume stays off: the absorbed-weight volume is photonqd's counterpart of MCX's
-    # flux volume (each engine writes one volumetric tally)
-    phantom.simulation(_warmup(photons), seed, fluence=False).run(backend)
-    # same seed, same photons: every repeat gives the same tallies, only the time differs
-    runs = [phantom.simulation(photons, seed, fluence=False).run(backend) for _ in range(repeat)]
-    result = min(runs, key=lambda r: r.extra["transport_seconds"])
-    seconds = result.extra["transport_seconds"]
+    # flux volume (each engine writes one volumetric tally). Same seed and photons every round:
+    # the tallies are the same, only the time differs.
+    return phantom.simulation(photons, seed, fluence=False).run(backend)
+
+
+def _figures(photons: int, seconds: list[float]) -> dict:
+    """Best (fastest round) and every round's photons/ms, their min/median/max and spread."""
+    rates = [photons / (s * 1e3) for s in seconds]
+    median = statistics.median(rates)
+    return {"seconds": min(seconds), "photons_per_ms": max(rates), "rounds_seconds": list(seconds),
+            "rounds_photons_per_ms": rates, "photons_per_ms_min": min(rates),
+            "photons_per_ms_median": median, "photons_per_ms_max": max(rates),
+            "spread": (max(rates) - min(rates)) / median}
+
+
+def _cycles(cpu: dict, cores: int | None, seconds: float, iterations: float | None, photons: int) -> float | None:
+    """CPU cycles per loop iteration: clock x cores x seconds / iterations (None off the CPU)."""
+    if cores is None or not cpu.get("clock_mhz") or not iterations:
+        return None
+    return cpu["clock_mhz"] * 1e6 * cores * seconds / (iterations * photons)
+
+
+def _photonqd_row(phantom, result, seconds: list[float], cpu: dict, cores: int | None) -> dict:
+    photons = result.photons
+    figures = _figures(photons, seconds)
+    steps = getattr(result, "steps", None)
+    if steps is not None:
+        iterations, source = float(steps), "Result.steps"
+    else:
+        iterations, source = result.interactions, ("Result.interactions (Result.steps absent: scattering "
+                                                   "events stand in for loop iterations, a lower bound)")
     absorbed = result.absorbed_fraction
     return {
         "case": phantom.name, "engine": "photonqd", "version": __version__, "backend": result.backend,
-        "device": result.device, "photons": photons, "seconds": seconds,
-        "photons_per_ms": photons / (seconds * 1e3),
+        "device": result.device, "photons": photons, **figures,
         "interactions_per_photon": result.interactions,
-        "interactions_per_s": result.interactions * photons / seconds,
+        "interactions_per_s": result.interactions * photons / figures["seconds"],
+        "loop_iterations_per_photon": iterations, "loop_iterations_source": source, "cores_used": cores,
+        "cycles_per_iteration": _cycles(cpu, cores, figures["seconds"], iterations, photons),
         "absorbed_fraction": absorbed, "absorbed_error": _error_bound(absorbed, photons),
     }
+
+
+def _mcxcl_row(run: dict, seconds: list[float], ours: dict, cpu: dict) -> dict:
+    """pmcxcl's row; per-photon work (MCX counts neither scattering events nor loop iterations) is
+    photonqd's on the same problem and device."""
+    photons = run["photons"]
+    figures = _figures(photons, seconds)
+    same = f"photonqd {ours['backend']}'s, same problem (MCX does not count them)"
+    row = {**run, **figures, "absorbed_error": _error_bound(run["absorbed_fraction"], photons),
+           "interactions_per_photon": ours["interactions_per_photon"], "interactions_source": same,
+           "interactions_per_s": ours["interactions_per_photon"] * photons / figures["seconds"],
+           "loop_iterations_per_photon": ours["loop_iterations_per_photon"],
+           "loop_iterations_source": f"{same}: {ours['loop_iterations_source']}",
+           "cores_used": ours["cores_used"]}
+    row["cycles_per_iteration"] = _cycles(cpu, row["cores_used"], figures["seconds"],
+                                          row["loop_iterations_per_photon"], photons)
+    return row
+
+
+def _cores_used(name: str, backend) -> int | None:
+    """CPU cores a backend's transport occupies; None on a GPU, where the CPU clock says nothing."""
+    if name == "numpy":
+        return 1   # array operations on one thread
+    if name != "opencl" or getattr(backend, "is_gpu", True):
+        return None
+    device = getattr(backend, "dev", None)   # the pyopencl device; PoCL runs one thread per compute unit
+    if device is not None:
+        return int(device.max_compute_units)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _warmup(photons: int) -> int:
@@ -218,6 +314,7 @@ def _compare(ours: dict, theirs: dict) -> dict:
     agree = z <= MAX_Z
     same_device = theirs["device"] in ours["device"]   # pmcxcl names the device without its platform
     ratio = ours["photons_per_ms"] / theirs["photons_per_ms"]
+    medians = (ours.get("photons_per_ms_median"), theirs.get("photons_per_ms_median"))
     if not agree:
         note = f"no speed ratio: absorbed fractions differ by {z:.1f} standard errors"
     elif not same_device:
@@ -226,7 +323,9 @@ def _compare(ours: dict, theirs: dict) -> dict:
         note = ""
     return {"case": ours["case"], "check": "photonqd opencl vs pmcxcl absorbed fraction",
             "photonqd_absorbed": ours["absorbed_fraction"], "pmcxcl_absorbed": theirs["absorbed_fraction"],
-            "z": z, "agree": agree, "ratio": ratio if agree and same_device else None, "note": note}
+            "z": z, "agree": agree, "ratio": ratio if agree and same_device else None,
+            "ratio_median": medians[0] / medians[1] if agree and same_device and all(medians) else None,
+            "note": note}
 
 
 def _mcxcl_command(*args) -> list[str]:
@@ -261,11 +360,9 @@ def _probe_mcxcl() -> dict:
         return {**skipped, "reason": f"pmcxcl unavailable: {err}"}
 
 
-def _time_mcxcl(case: str, photons: int, seed: int, repeat: int) -> dict:
-    result = _run_mcxcl(case, "--photons", photons, "--seed", seed, "--warmup", _warmup(photons),
-                        "--repeat", repeat)
-    result["absorbed_error"] = _error_bound(result["absorbed_fraction"], photons)
-    return result
+def _mcxcl_run(case: str, photons: int, seed: int) -> dict:
+    """One timed pmcxcl run (after its own warm-up) in a fresh process."""
+    return _run_mcxcl(case, "--photons", photons, "--seed", seed, "--warmup", _warmup(photons), "--repeat", 1)
 
 
 def _git(*args) -> str | None:
@@ -291,6 +388,35 @@ def _load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
+CPUFREQ_MAX = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+
+
+def _cpu() -> dict:
+    """CPU model, logical cores and the clock used for cycles per loop iteration, with its source:
+    the maximum clock (cpufreq, what lscpu shows as CPU max MHz), else the nominal clock in the model
+    name, else /proc/cpuinfo's cpu MHz (the current clock; in a VM, the host's nominal clock)."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())   # the first core's
+    except OSError:
+        pass
+    model = fields.get("model name") or platform.processor() or None
+    clock, source = None, None
+    try:
+        clock, source = int(CPUFREQ_MAX.read_text()) / 1e3, f"{CPUFREQ_MAX} (max)"
+    except (OSError, ValueError):
+        nominal = re.search(r"@\s*([\d.]+)\s*GHz", model or "")
+        if nominal:
+            clock, source = float(nominal.group(1)) * 1e3, "model name (nominal)"
+        elif "cpu MHz" in fields:
+            clock, source = float(fields["cpu MHz"]), "/proc/cpuinfo cpu MHz: current clock, no max or nominal known"
+    return {"model": model, "logical_cores": os.cpu_count(),
+            "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "clock_mhz": clock, "clock_source": source}
+
+
 def _provenance() -> dict:
     commit = _git("rev-parse", "HEAD")
     # dirty: tracked package or kernel files differ from the commit (kernel_sha256 pins the kernel)
@@ -302,26 +428,38 @@ def _provenance() -> dict:
         "kernel_sha256": _kernel_sha256(),
         "host": {"machine": platform.machine(), "system": platform.system(),
                  "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "cpu": _cpu(),
         "devices": [{"backend": d.backend, "device": d.device, "reason": d.reason} for d in discover()],
         "load_average_start": _load_average(),
     }
 
 
 def format_report(report: dict) -> str:
-    """The report as a table, followed by the checks and what was skipped."""
+    """The report as a table, followed by the checks, where the figures came from and what was skipped."""
+    cpu = report.get("cpu", {})
+    clock = f"{cpu['clock_mhz']:.0f} MHz ({cpu['clock_source']})" if cpu.get("clock_mhz") else "clock unknown"
     lines = [f"photonqd {report['photonqd']} bench  {report['date']}  commit "
-             f"{(report['git_commit'] or 'unknown')[:10]}{' (dirty)' if report['git_dirty'] else ''}",
-             f"{'case':13s}{'engine':10s}{'backend':9s}{'photons':>10s}{'photons/ms':>12s}"
-             f"{'interact/s':>12s}{'absorbed %':>12s}  device"]
+             f"{(report['git_commit'] or 'unknown')[:10]}{' (dirty)' if report['git_dirty'] else ''}  "
+             f"best of {report['repeat']} interleaved round(s)",
+             f"CPU {cpu.get('model')}, {cpu.get('logical_cores')} logical cores, {clock}",
+             f"{'case':12s}{'engine':9s}{'backend':8s}{'photons':>9s}{'photons/ms':>11s}{'median':>9s}"
+             f"{'spread':>8s}{'interact/s':>11s}{'iter/ph':>9s}{'cyc/iter':>9s}{'absorbed %':>11s}  device"]
+    def cell(value, width: int, fmt: str) -> str:
+        return f"{'-':>{width}s}" if value is None else f"{value:{width}{fmt}}"
     for r in report["results"]:
-        inter = f"{'-':>12s}" if r["interactions_per_s"] is None else f"{r['interactions_per_s']:12.3e}"
-        lines.append(f"{r['case']:13s}{r['engine']:10s}{r['backend']:9s}{r['photons']:10d}"
-                     f"{r['photons_per_ms']:12.2f}{inter}{100 * r['absorbed_fraction']:12.3f}  {r['device']}")
+        lines.append(f"{r['case']:12s}{r['engine']:9s}{r['backend']:8s}{r['photons']:9d}"
+                     f"{r['photons_per_ms']:11.2f}{r['photons_per_ms_median']:9.2f}{100 * r['spread']:7.1f}%"
+                     f"{cell(r['interactions_per_s'], 11, '.3e')}{cell(r['loop_iterations_per_photon'], 9, '.1f')}"
+                     f"{cell(r['cycles_per_iteration'], 9, '.1f')}{100 * r['absorbed_fraction']:11.3f}  {r['device']}")
     for c in report["checks"]:
         verdict = "ok" if c["agree"] else "DISAGREE"
         ratio = f"  speed ratio photonqd/pmcxcl = {c['ratio']:.2f}" if c.get("ratio") else ""
+        if c.get("ratio_median"):
+            ratio += f" (medians {c['ratio_median']:.2f})"
         note = f"  ({c['note']})" if c.get("note") else ""
-        lines.append(f"{c['case']:13s}{c['check']}: {verdict}, z = {c['z']:.1f}{ratio}{note}")
+        lines.append(f"{c['case']:12s}{c['check']}: {verdict}, z = {c['z']:.1f}{ratio}{note}")
+    sources = dict.fromkeys(f"{r['engine']}: {r['loop_iterations_source']}" for r in report["results"])
+    lines += [f"loop iterations per photon from {s}" for s in sources]
     for f in report.get("fluorescence", []):
         lines.append(f"fluorescence {f['backend']}: excitation {f['excitation_seconds']:.2f} s, excitation + "
                      f"emission {f['full_seconds']:.2f} s, ratio {f['overhead_ratio']:.2f} ({f['photons']} photons)")

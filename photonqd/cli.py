@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_validate)
 
     from .bench import add_arguments as bench_arguments
-    p = sub.add_parser("bench", help="measure photons/ms on MCX's benchmark phantoms")
+    p = sub.add_parser("bench", help="measure photons/ms on MCX's benchmark phantoms and tissue60, beside pmcxcl")
     bench_arguments(p)
     p.set_defaults(func=_bench)
     return parser

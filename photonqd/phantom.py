@@ -2,7 +2,8 @@
 
 The benchmark definitions follow MCX's built-in benchmarks (fangq/mcx, src/mcx_bench.c; Fang & Boas
 2009, Opt. Express 17:20178); ``phantoms/mcx_benchmarks.json`` records the same numbers with their
-citations, and tests/test_phantom.py checks that the two agree.
+citations, and tests/test_phantom.py checks that the two agree. The same file records ``tissue60``,
+photonqd's tissue-like speed case (not one of MCX's), which ``photonqd bench`` runs beside them.
 
 All lengths are in mm in the grid frame (origin at the volume's corner, +z into the tissue). MCX
 states its geometry in voxels of 1 mm; here the geometry is physical and ``voxel_size`` only sets
@@ -245,6 +246,24 @@ def skinvessel(size=1.0, voxel_size=0.005, media=SKINVESSEL_MEDIA, water_mm=0.1,
 #: MCX benchmark generators by name.
 MCX_BENCHMARKS = {f.__name__: f for f in (cube60, cube60b, cube60planar, cubesph60b, spherebox, sphshells,
                                           skinvessel)}
+
+#: tissue60's medium: (mu_a [1/mm], mu_s [1/mm], g, n), round values typical of soft tissue in the
+#: near infrared (reduced scattering mu_s (1 - g) = 1/mm, g about 0.9; jacques2013 in CITATIONS).
+TISSUE60_TISSUE = (0.01, 10.0, 0.9, 1.37)
+
+
+def tissue60(size=60.0, voxel_size=1.0, tissue=TISSUE60_TISSUE, source_position=(29.0, 29.0, 0.0),
+             time_gate_ns=5.0) -> Phantom:
+    """photonqd's tissue-like speed case (not one of MCX's): ``cube60b`` (Fresnel against air on
+    all six faces, pencil at (29, 29, 0) along +z without specular loss, 0-5 ns) filled with
+    tissue-like optics, mu_s 10/mm and g 0.9: about 1,250 scattering events per photon, 16 times
+    cube60's, which is where users' simulations spend their time."""
+    return Phantom("tissue60", _cube(size, voxel_size, tissue, fresnel=True), _pencil(source_position),
+                   time_gate_ns)
+
+
+#: Every benchmark problem by name (``photonqd bench``, benchmarks/bench_mcxcl.py): MCX's and tissue60.
+BENCHMARKS = {**MCX_BENCHMARKS, "tissue60": tissue60}
 
 
 #: Default skin layers over muscle (top to bottom): tissue preset and thickness in mm. Epidermis

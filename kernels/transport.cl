@@ -1,6 +1,6 @@
 /* photonqd voxel Monte Carlo transport: one source for OpenCL C and CUDA C++.
  *
- * Compiled after a backend prelude (prelude_opencl.h / prelude_cuda.h), philox.h and a block of
+ * Compiled after a backend prelude (prelude_opencl.h / prelude_cuda.h), rng.h and a block of
  * #defines generated from photonqd/kernel_abi.py (every constant shared with Python: source and
  * boundary codes SRC_* / BC_*, parameter indices FP_* / IP_*, tally slots TALLY_*, event codes
  * EV_*, fixed-point scales, the speed of light, the parameter list PQ_TRANSPORT_PARAMS) and by
@@ -146,21 +146,43 @@ PQ_DEVICE void pq_move(pq_photon *ph, float dist)
     ph->z += dist * ph->uz;
 }
 
+/* The optical properties of the label a photon is in, with what its steps derive from them,
+ * computed once when the photon enters the label rather than at every step. */
+typedef struct {
+    float mua, mus, g, n;
+    float inv_mus;               /* 1 / mus (0 if mus = 0) */
+    float c_n, n_c;              /* speed in the label (mm/ns) and its inverse */
+    float hg_a, hg_b, hg_c;      /* Henyey-Greenstein: 1 - g^2, 1 - g, 2 g */
+    float hg_d, hg_e;            /* 1 + g^2, 1 / (2 g) (0 for isotropic scattering) */
+} pq_label;
+
+PQ_DEVICE void pq_label_load(pq_label *l, PQ_GLOBAL const float *opt, int label)
+{
+    l->mua = opt[label * 4]; l->mus = opt[label * 4 + 1];
+    float g = opt[label * 4 + 2];
+    l->g = g; l->n = opt[label * 4 + 3];
+    l->inv_mus = pq_recip(l->mus);
+    l->c_n = PQ_C0 / l->n; l->n_c = l->n / PQ_C0;
+    l->hg_a = 1.0f - g * g; l->hg_b = 1.0f - g; l->hg_c = 2.0f * g;
+    l->hg_d = 1.0f + g * g; l->hg_e = PQ_FABS(g) < 1.0e-6f ? 0.0f : 1.0f / (2.0f * g);
+}
+
 /* Henyey-Greenstein deflection and rotation of u (two draws: cos theta, then phi). */
-PQ_DEVICE void pq_scatter(pq_photon *ph, float g, pq_rng *rng)
+PQ_DEVICE void pq_scatter(pq_photon *ph, const pq_label *l, pq_rng *rng)
 {
     float xi = pq_uniform(rng);                                  /* draw: cos theta */
     float ct;
-    if (PQ_FABS(g) < 1.0e-6f) {
+    if (l->hg_e == 0.0f) {
         ct = 2.0f * xi - 1.0f;
     } else {
-        float f = (1.0f - g * g) / (1.0f - g + 2.0f * g * xi);
-        ct = (1.0f + g * g - f * f) / (2.0f * g);
+        float f = l->hg_a / (l->hg_b + l->hg_c * xi);
+        ct = (l->hg_d - f * f) * l->hg_e;
     }
     ct = PQ_FMIN(PQ_FMAX(ct, -1.0f), 1.0f);
     float st = PQ_SQRT(1.0f - ct * ct);
     float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
-    float cp = PQ_COS(phi), sp = PQ_SIN(phi);
+    float cp, sp;
+    PQ_SINCOS(phi, &sp, &cp);
     float ux = ph->ux, uy = ph->uy, uz = ph->uz;
     if (PQ_FABS(uz) > 0.99999f) {
         ux = st * cp;
@@ -186,8 +208,10 @@ PQ_DEVICE void pq_isotropic(pq_photon *ph, pq_rng *rng)
     float ct = 2.0f * pq_uniform(rng) - 1.0f;                    /* draw: cos theta */
     float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
     float st = PQ_SQRT(PQ_FMAX(1.0f - ct * ct, 0.0f));
-    ph->ux = st * PQ_COS(phi);
-    ph->uy = st * PQ_SIN(phi);
+    float cp, sp;
+    PQ_SINCOS(phi, &sp, &cp);
+    ph->ux = st * cp;
+    ph->uy = st * sp;
     ph->uz = ct;
 }
 
@@ -207,7 +231,10 @@ PQ_DEVICE void pq_launch(pq_photon *ph, const pq_buffers *b, pq_rng *rng)
 #else
     float r = fp[FP_SRC_SIZE] * PQ_SQRT(xi);
 #endif
-    float c = r * PQ_COS(phi), s = r * PQ_SIN(phi);
+    float c, s;
+    PQ_SINCOS(phi, &s, &c);
+    c *= r;
+    s *= r;
 #elif PQ_SOURCE == SRC_RECTANGLE
     float c = pq_uniform(rng);                                   /* draw: along edge 1 */
     float s = pq_uniform(rng);                                   /* draw: along edge 2 */
@@ -366,7 +393,7 @@ typedef struct {
     int flat;
     pq_i64 fix_entry;
     float track;
-    float mua;
+    float mua, inv_mua;
 #if PQ_NSPECIES
     float mua_sp[PQ_NSPECIES];
 #endif
@@ -387,6 +414,7 @@ PQ_DEVICE void pq_voxel_enter(pq_voxel_acc *acc, const pq_buffers *b, int flat, 
         acc->mua += acc->mua_sp[sp];
     }
 #endif
+    acc->inv_mua = pq_recip(acc->mua);
 }
 
 /* Settle the voxel's tallies with the photon's weight now (fixed point): absorbed weight, each
@@ -446,12 +474,11 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
     const float t_gate = fp[FP_T_GATE], roulette_w = fp[FP_ROULETTE_W], roulette_m = fp[FP_ROULETTE_M];
     /* this wavelength's rows of the optics table; a label's row is read when the photon enters it */
     PQ_GLOBAL const float *opt = b->optics + ph->bin * grid->nlabel * 4;
-    float mua_tissue = opt[ph->label * 4], mus = opt[ph->label * 4 + 1];
-    float g = opt[ph->label * 4 + 2], n = opt[ph->label * 4 + 3];
-    float c_n = PQ_C0 / n, n_c = n / PQ_C0;     /* speed in the label and its inverse */
+    pq_label lab;
+    pq_label_load(&lab, opt, ph->label);
     const int stride_x = grid->ny * grid->nz, stride_y = grid->nz;
     pq_voxel_acc acc;
-    pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, mua_tissue, pq_fix_w(ph->w));
+    pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, lab.mua, pq_fix_w(ph->w));
     int interactions = 0, steps = 0;
     float gain = 0.0f;          /* net weight added by roulette survivals */
     int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
@@ -461,18 +488,18 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
         int axis;
         float dist = pq_to_boundary(ph, grid, &axis);
         int event = EV_CROSS;
-        if (mus > 0.0f && ph->s <= dist * mus) { dist = ph->s / mus; event = EV_SCATTER; }
-        float d_gate = (t_gate - ph->t) * c_n;
+        if (lab.mus > 0.0f && ph->s <= dist * lab.mus) { dist = ph->s * lab.inv_mus; event = EV_SCATTER; }
+        float d_gate = (t_gate - ph->t) * lab.c_n;
         if (d_gate <= dist) { dist = PQ_FMAX(d_gate, 0.0f); event = EV_GATE; }
         pq_move(ph, dist);
-        ph->t += dist * n_c;
+        ph->t += dist * lab.n_c;
         float w_new = ph->w * PQ_EXP(-acc.mua * dist);
 #if PQ_FLUENCE
         /* track-length estimator: integral of the weight along the step */
-        acc.track += acc.mua > 0.0f ? (ph->w - w_new) / acc.mua : ph->w * dist;
+        acc.track += acc.mua > 0.0f ? (ph->w - w_new) * acc.inv_mua : ph->w * dist;
 #endif
         ph->w = w_new;
-        ph->s = event == EV_SCATTER ? 0.0f : ph->s - dist * mus;
+        ph->s = event == EV_SCATTER ? 0.0f : ph->s - dist * lab.mus;
         steps += 1;
 
         if (event == EV_GATE) {
@@ -483,7 +510,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
         if (steps >= max_steps) { final_slot = TALLY_STOPPED; PQ_TRACE_EVENT(ph, EV_STOPPED); break; }
 
         if (event == EV_SCATTER) {
-            pq_scatter(ph, g, rng);
+            pq_scatter(ph, &lab, rng);
             interactions += 1;
             PQ_TRACE_EVENT(ph, EV_SCATTER);
             if (ph->w < roulette_w) {  /* unbiased Russian roulette; net weight tallied */
@@ -531,15 +558,15 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
         int next_flat = acc.flat + (next - i) * pq_pick_i(stride_x, stride_y, 1, axis);
         int next_label = outside ? 0 : b->labels[next_flat];
         float n_next = next_label == 0 ? grid->n_amb : opt[next_label * 4 + 3];
-        if (n_next != n) {
+        if (n_next != lab.n) {
             float cos_t;
-            float r = pq_fresnel(n, n_next, PQ_FABS(u), &cos_t);
+            float r = pq_fresnel(lab.n, n_next, PQ_FABS(u), &cos_t);
             if (pq_uniform(rng) < r) {                            /* draw: reflect or refract */
                 pq_flip(ph, axis);
                 PQ_TRACE_EVENT(ph, EV_REFLECT);
                 continue;
             }
-            pq_refract(ph, axis, n / n_next, cos_t);
+            pq_refract(ph, axis, lab.n / n_next, cos_t);
         }
         if (next_label == 0) {   /* leaves through a box face or into an ambient voxel */
             final_slot = outside ? TALLY_ESCAPE + face : TALLY_ESCAPE_AMBIENT;
@@ -557,11 +584,9 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
         PQ_SET(ph->ix, ph->iy, ph->iz, axis, next);
         if (next_label != ph->label) {
             ph->label = next_label;
-            mua_tissue = opt[next_label * 4]; mus = opt[next_label * 4 + 1];
-            g = opt[next_label * 4 + 2]; n = n_next;
-            c_n = PQ_C0 / n; n_c = n / PQ_C0;
+            pq_label_load(&lab, opt, next_label);
         }
-        pq_voxel_enter(&acc, b, next_flat, n_voxels, ph->bin, mua_tissue, fix_w);
+        pq_voxel_enter(&acc, b, next_flat, n_voxels, ph->bin, lab.mua, fix_w);
         PQ_TRACE_EVENT(ph, EV_CROSS);
     }
 

@@ -1,10 +1,11 @@
-"""Philox4x32-10: known-answer vectors and bit-identical streams on every backend."""
+"""Per-photon streams (Philox4x32-10 seeding xoshiro128**): known-answer vectors of both, the
+documented layout, and bit-identical streams on every backend."""
 
 import numpy as np
 import pytest
 
 from photonqd.backends import get_backend
-from photonqd.rng import PhotonStreams, philox4x32_10, seed_key, words_to_uniform
+from photonqd.rng import PhotonStreams, philox4x32_10, seed_key, words_to_uniform, xoshiro128ss
 
 # Known-answer tests of Random123 (Salmon et al. SC'11, kat_vectors: philox4x32 10 rounds).
 KAT = [
@@ -28,14 +29,43 @@ def test_uniform_is_open_interval_and_exact_in_float32():
     assert np.array_equal(u.astype(np.float32).astype(np.float64), u)
 
 
-def test_streams_follow_the_documented_block_layout():
-    seed, photon = 2**40 + 3, 2**33 + 7
-    streams = PhotonStreams(seed, np.array([photon]))
+# xoshiro128** from the state (1, 2, 3, 4): the outputs of Blackman & Vigna's reference
+# implementation (xoshiro128starstar.c v1.1), as listed in the tests of the Rust crate rand_xoshiro.
+XOSHIRO_KAT = [11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849,
+               3729100597, 4258142804]
+
+
+def test_xoshiro_known_answers():
+    state = np.array([1, 2, 3, 4], np.uint32)
+    words = []
+    for _ in XOSHIRO_KAT:
+        w, state = xoshiro128ss(state)
+        words.append(int(w))
+    assert words == XOSHIRO_KAT
+
+
+def test_streams_follow_the_documented_layout():
+    """The initial state is the Philox block of (0, photon lo, photon hi, stream) under the seed;
+    the words are xoshiro128** from it (a scalar re-implementation of the update)."""
+    seed, photon, stream = 2**40 + 3, 2**33 + 7, 5
+    streams = PhotonStreams(seed, np.array([photon]), stream=stream)
     got = [int(streams.words(np.array([0]))[0]) for _ in range(8)]
-    key = seed_key(seed)
-    for block in range(2):
-        ctr = np.array([block, photon & 0xFFFFFFFF, photon >> 32, 0], np.uint32)
-        assert got[4 * block:4 * block + 4] == [int(x) for x in philox4x32_10(ctr, key)]
+    ctr = np.array([0, photon & 0xFFFFFFFF, photon >> 32, stream], np.uint32)
+    s = [int(x) for x in philox4x32_10(ctr, seed_key(seed))]
+    rotl = lambda x, k: ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF  # noqa: E731
+    expected = []
+    for _ in range(8):
+        expected.append(rotl(s[1] * 5 & 0xFFFFFFFF, 7) * 9 & 0xFFFFFFFF)
+        t = s[1] << 9 & 0xFFFFFFFF
+        s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11)  # noqa: E702
+    assert got == expected
+
+
+def test_photons_and_streams_get_different_numbers():
+    a = PhotonStreams(1, np.arange(1000))
+    b = PhotonStreams(1, np.arange(1000), stream=1)
+    wa, wb = a.words(np.arange(1000)), b.words(np.arange(1000))
+    assert len(set(wa.tolist())) > 995 and np.mean(wa == wb) < 0.01
 
 
 def test_uniforms_are_uniform():

@@ -21,7 +21,7 @@ def test_energy_balance_is_exact(backend):
     labels[2:4, 2:4, 1:3] = 2
     m = pq.Medium(labels, 1.0, [[0, 0, 0, 1], [0.5, 3.0, 0.7, 1.4], [0.05, 8.0, 0.9, 1.33]])
     sim = pq.Simulation(m, pq.GaussianBeam((3, 3, 0), waist=1.0), photons=2000, time_gate_ns=0.03,
-                        roulette_threshold=0.2, batch_photons=500)
+                        roulette_threshold=0.2, roulette_boost=5.0, batch_photons=500)
     r = sim.run(backend)
     assert r.specular > 0 and r.alive > 0 and r.roulette != 0
     assert abs(r.energy_balance() - 1.0) < 1e-12

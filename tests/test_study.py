@@ -4,6 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
+from photonqd.backends import get_backend
 from photonqd.cli import main
 from photonqd.io import load, save
 from photonqd.study import ConfigError, default_config_text, parse_config, run_study
@@ -131,8 +132,10 @@ def test_interrupted_study_resumes(fast_backend, tmp_path, capsys):
     class Interrupt(Exception):
         pass
 
+    device = get_backend(fast_backend).device
+
     def save_then_stop(result):
-        save(result, out, {"backend": fast_backend, "device": "test"})
+        save(result, out, {"backend": fast_backend, "device": device})
         raise Interrupt
 
     with pytest.raises(Interrupt):

@@ -179,12 +179,12 @@ class Simulation:
         and no survivor carries more than its launch weight (the tally range assumes weight <= 1)."""
         threshold = real("roulette_threshold", self.roulette_threshold,
                          f"in [{ROULETTE_MIN_THRESHOLD:g}, 1)")
-        if not (ROULETTE_MIN_THRESHOLD <= float(np.float32(threshold)) and threshold < 1):
+        if not (threshold < 1 and ROULETTE_MIN_THRESHOLD <= float(np.float32(threshold))):
             raise ValueError(f"roulette_threshold: must be in [{ROULETTE_MIN_THRESHOLD:g}, 1) (as float32), "
                              f"got {self.roulette_threshold}")
         boost = real("roulette_boost", self.roulette_boost,
                      f"in [1 + 1e-6, {ROULETTE_MAX_BOOST:g}]")
-        boost32 = float(np.float32(boost))
+        boost32 = float(np.float32(boost)) if abs(boost) <= ROULETTE_MAX_BOOST else boost
         if not np.float32(ROULETTE_MIN_BOOST) <= boost32 <= ROULETTE_MAX_BOOST:
             raise ValueError(f"roulette_boost: must be in [1 + 1e-6, {ROULETTE_MAX_BOOST:g}] (as float32; "
                              f"survival probability 1/boost), got {self.roulette_boost}")

@@ -67,6 +67,7 @@ def _study(args, single_depth: bool = False) -> int:
     if backend.name == "numpy" and remaining:
         _numpy_estimate(config, remaining)
     bar = _Progress(len(remaining))
+    stored = [len(kept)]
 
     def saved(result):
         depth = result.images[-1].depth_mm
@@ -74,13 +75,13 @@ def _study(args, single_depth: bool = False) -> int:
             append_depth(result, out, depth)
         else:
             save(result, out, run_info)
+        stored[0] += 1
         bar.step(f"{depth:g} mm saved")
 
     try:
         result = run_study(config, backend, done=done, on_depth=saved)
     except KeyboardInterrupt:
-        n = len(load(out)[0].completed_depths()) if out.exists() else 0
-        print(f"\ninterrupted; {n} depths kept in {out}, rerun to resume", file=sys.stderr)
+        print(f"\ninterrupted; {stored[0]} depths kept in {out}, rerun to resume", file=sys.stderr)
         return 130
     print(format_table(result))
     print(f"results: {out}")
@@ -118,7 +119,7 @@ def _numpy_estimate(config, depths) -> None:
     scene.excite(excitation, camera, sample, "numpy", config.seed)
     per_photon = (time.perf_counter() - start) / sample
     low, high = estimate_photons(config, len(depths))
-    print(f"photonqd: running on NumPy (no OpenCL or CUDA device found). {len(depths)} depths launch "
+    print(f"photonqd: running on NumPy (exact but slow). {len(depths)} depths launch "
           f"{low:.3g} to {high:.3g} photons: about {_duration(low * per_photon)} to "
           f"{_duration(high * per_photon)}. For a 10-1000x faster run install an OpenCL runtime "
           "(Debian/Ubuntu: apt-get install pocl-opencl-icd; or your GPU vendor's driver) and "

@@ -35,33 +35,54 @@ def _bench(args) -> int:
 
 def _study(args, single_depth: bool = False) -> int:
     from .backends import get_backend
-    from .io import load, save
+    from .io import append_depth, git_commit, load, remove_stale_temporaries, save
+    from . import __version__
     from .study import default_config_text, parse_config, run_study
 
-    text = Path(args.config).read_text() if args.config else default_config_text()
+    text = _read_text(args.config) if args.config else default_config_text()
     config = parse_config(text, photons=args.photons)
     if single_depth:
         config.depths_mm = config.depths_mm[:1]
     backend = get_backend(args.backend)
     run_info = {"backend": backend.name, "device": backend.device}
     out = Path(args.output)
+    if out.is_dir():
+        raise ValueError(f"-o {out}: is a folder; give a file name such as {out / 'results.h5'}")
+    remove_stale_temporaries(out)
     done = None
     if out.exists():
         done, info = load(out)
         if done.config.text != config.text or done.config.photons != config.photons \
                 or done.config.max_emission_photons != config.max_emission_photons:
             raise ValueError(f"{out}: holds a different study; choose another -o path or delete it")
-        if info.get("backend") != backend.name:
-            raise ValueError(f"{out}: was run on {info.get('backend')}, not {backend.name}; resuming would "
-                             "mix backends")
+        # never mix (or relabel) results of different code or devices in one file
+        for key, now in (("backend", backend.name), ("device", backend.device),
+                         ("photonqd_version", __version__), ("git_commit", git_commit())):
+            if info.get(key, "") != now:
+                raise ValueError(f"{out}: was written with {key} {info.get(key)!r}, this run has {now!r}; "
+                                 "resuming would mix results; choose another -o path or delete it")
         print(f"resuming {out}: depths done {done.completed_depths()}", file=sys.stderr)
-    bar = _Progress(len(config.depths_mm))
+    kept = set(done.completed_depths()) if done else set()
+    remaining = [d for d in config.depths_mm if d not in kept]
+    if backend.name == "numpy" and remaining:
+        _numpy_estimate(config, remaining)
+    bar = _Progress(len(remaining))
+    stored = [len(kept)]
 
     def saved(result):
-        save(result, out, run_info)
-        bar.step(f"{result.completed_depths()[-1]:g} mm saved")
+        depth = result.images[-1].depth_mm
+        if out.exists():
+            append_depth(result, out, depth)
+        else:
+            save(result, out, run_info)
+        stored[0] += 1
+        bar.step(f"{depth:g} mm saved")
 
-    result = run_study(config, backend, done=done, on_depth=saved)
+    try:
+        result = run_study(config, backend, done=done, on_depth=saved)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {stored[0]} depths kept in {out}, rerun to resume", file=sys.stderr)
+        return 130
     print(format_table(result))
     print(f"results: {out}")
     if args.plots:
@@ -69,6 +90,48 @@ def _study(args, single_depth: bool = False) -> int:
         for path in write_plots(result, args.plots):
             print(f"plot: {path}")
     return 0
+
+
+def _read_text(path) -> str:
+    """A configuration file's text, or a ValueError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a configuration file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+
+
+def _numpy_estimate(config, depths) -> None:
+    """On NumPy, say before starting how long the study will take and how to make it faster:
+    time a short excitation run of the first depth and scale by the photons the study launches."""
+    import time
+
+    from .study import estimate_photons, target_centre
+
+    scene = config.scene(depths[0])
+    centre = target_centre(scene)
+    excitation = config.excitation_for(centre)
+    camera = config.camera_for(config.probes[0], centre)
+    sample = 200
+    start = time.perf_counter()
+    scene.excite(excitation, camera, sample, "numpy", config.seed)
+    per_photon = (time.perf_counter() - start) / sample
+    low, high = estimate_photons(config, len(depths))
+    print(f"photonqd: running on NumPy (exact but slow). {len(depths)} depths launch "
+          f"{low:.3g} to {high:.3g} photons: about {_duration(low * per_photon)} to "
+          f"{_duration(high * per_photon)}. For a 10-1000x faster run install an OpenCL runtime "
+          "(Debian/Ubuntu: apt-get install pocl-opencl-icd; or your GPU vendor's driver) and "
+          "pip install 'photonqd[opencl]', or CuPy for an NVIDIA GPU (photonqd[cuda12]); "
+          "`photonqd devices` says what is found.", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _show(args) -> int:
@@ -155,9 +218,25 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
+    except KeyboardInterrupt:
+        print(f"\nphotonqd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as err:  # an optional dependency (CuPy, pyopencl, miepython, ...)
+        print(f"photonqd {args.command}: error: {_missing_module_hint(err)}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError, ImportError) as err:
+        # user errors: bad values, files that cannot be read or written, missing dependencies
         print(f"photonqd {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _missing_module_hint(err: ModuleNotFoundError) -> str:
+    hints = {"cupy": "the cuda backend needs CuPy: pip install 'photonqd[cuda12]' (CUDA 12 driver) or "
+                     "'photonqd[cuda13]' (CUDA 13)",
+             "pyopencl": "the opencl backend needs pyopencl: pip install 'photonqd[opencl]'",
+             "miepython": "Mie theory needs miepython: pip install 'photonqd[mie]'",
+             "matplotlib": "plots need matplotlib: pip install 'photonqd[plot]'"}
+    return hints.get((err.name or "").split(".")[0], str(err))
 
 
 if __name__ == "__main__":

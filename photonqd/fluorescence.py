@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -42,6 +43,9 @@ from .tallies import Result
 
 #: Random streams: excitation 0, species s -> 1 + s, autofluorescence group g -> AF_STREAM + g.
 AF_STREAM = 1 + MAX_SPECIES
+#: A camera band must pass at least this fraction of some fluorophore's emission: below it the
+#: "signal" is the far tail of a spectrum model, not a measurement anyone would make.
+MIN_BAND_FRACTION = 1e-3
 
 
 @dataclass
@@ -282,13 +286,18 @@ class FluorescenceScene:
         band_fraction = np.zeros(len(self.fluorophores))
         for s, fluor in enumerate(self.fluorophores):
             qd = fluor.quantum_dot
-            density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes)
+            density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes, provenance)
             weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
             emitted[s], band_fraction[s] = density.sum(), weights.sum()
             emitters.append((s, density, weights, efficiency, 1 + s))
         for g, (spectrum, density) in enumerate(self._autofluorescence_groups(stage.tissue_absorbed())):
             weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
             emitters.append((None, density, weights, efficiency, AF_STREAM + g))
+        if self.fluorophores and not band_fraction.max() >= MIN_BAND_FRACTION:
+            # legitimate for a background-only image, so a warning; a study refuses it outright
+            warnings.warn(f"camera.emission_filter: the band {lo:g}-{hi:g} nm passes less than "
+                          f"{MIN_BAND_FRACTION:g} of every fluorophore's emission (at most "
+                          f"{band_fraction.max():.2g}): the image holds background only", stacklevel=2)
         emitters = [e for e in emitters if e[1].sum() > 0 and e[2].sum() > 0]
         shares = _photon_shares([e[1].sum() * e[2].sum() for e in emitters])
 
@@ -327,14 +336,14 @@ class FluorescenceScene:
                           progress)
 
     # --- helpers ---------------------------------------------------------------------------
-    def _species_absorbed(self, stage, fluor, voxel_volume, notes) -> np.ndarray:
+    def _species_absorbed(self, stage, fluor, voxel_volume, notes, provenance) -> np.ndarray:
         """Excitation photons absorbed by ``fluor`` per voxel, per launched excitation photon."""
         for i, present in enumerate(stage.species):
             if present is fluor:
                 return stage.result.fluorophore_absorbed[i]
         # not present during excitation: track-length estimate from the stored fluence
         wl = [stage.excitation.wavelength_nm]
-        mua = fluor.concentration_uM * float(fluor.quantum_dot.mua_per_uM(wl)[0])
+        mua = fluor.concentration_uM * float(fluor.quantum_dot.mua_per_uM(wl, provenance)[0])
         notes.append(f"{fluor.quantum_dot.name}: excited through the stored fluence; its absorption "
                      "does not attenuate the excitation light (first order)")
         return stage.result.fluence * voxel_volume * mua

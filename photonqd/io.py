@@ -9,34 +9,43 @@ Layout (docs/results.md describes every field):
   /config                 attrs: toml (the configuration text, verbatim)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes)
   /summary/<probe>        attrs: max_depth_mm (deepest depth detectable at every shallower one)
-  /images/<k>             one per depth and probe, attrs: depth_mm, probe, seconds,
+  /images/<k>             one per depth and probe, attrs: complete (False while being written),
+                          depth_mm, probe, seconds,
                           signal_rel_error, emission_photons, and every metric of photonqd.metrics with its unit
                           as attribute "<metric>_unit";
                           datasets signal_e, background_e (electrons per binned pixel),
                           signal_per_photon, background_per_photon (photoelectrons per excitation
                           photon per unbinned pixel), each with a "unit" attribute.
 
-A file is written to a temporary name in the same folder and renamed over the target, so a reader
-never sees a half-written file and an interrupted run keeps the last complete one.
+The first depth creates the file atomically (a temporary name in the same folder, renamed over the
+target); each later depth is appended: its image groups are written with complete = False, flushed,
+then flagged complete, so saving costs the same at every depth and a reader ignores a depth that
+was being written when the run stopped. Ctrl-C is held back while a depth is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import h5py
 
 from . import __version__
 from .metrics import UNITS, TargetMetrics
-from .study import ProbeImage, StudyResult, parse_config
+from .study import ConfigError, ProbeImage, StudyResult, parse_config
 
 FILETYPE = "photonqd-study"
 VERSION = 1
+#: Temporary files of an interrupted first save older than this (s) are removed.
+STALE_TMP_SECONDS = 60.0
 IMAGE_UNITS = {"signal_e": "electrons per binned pixel", "background_e": "electrons per binned pixel",
                "signal_per_photon": "photoelectrons per excitation photon per pixel",
                "background_per_photon": "photoelectrons per excitation photon per pixel"}
@@ -53,20 +62,76 @@ def git_commit() -> str:
 
 
 def save(result: StudyResult, path, run_info: dict) -> None:
-    """Write ``result`` to ``path`` atomically. run_info: backend, device."""
+    """Write ``result`` to ``path`` atomically (replacing it). run_info: backend, device."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
-            _write(f, result, run_info)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with _interrupt_deferred():
+            with h5py.File(tmp, "w") as f:
+                _write(f, result, run_info)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is shared like any other
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_depth(result: StudyResult, path, depth_mm: float) -> None:
+    """Add the images of ``depth_mm`` (from ``result``) to an existing file written by ``save``,
+    replacing any earlier images of that depth, and update the summary and provenance."""
+    images = [img for img in result.images if img.depth_mm == depth_mm]
+    with _interrupt_deferred(), h5py.File(path, "r+") as f:
+        group = f["images"]
+        for key in [k for k in group if float(group[k].attrs["depth_mm"]) == depth_mm]:
+            del group[key]
+        start = 1 + max((int(k) for k in group), default=-1)
+        written = [_write_image(group, f"{start + i:04d}", img) for i, img in enumerate(images)]
+        f.flush()
+        for g in written:
+            g.attrs["complete"] = True
+        _write_summary(f, result)
+        f.flush()
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove ``.NAME.*.tmp`` files beside ``path`` left by a save that was killed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass  # another process's file that vanished meanwhile, or not ours to remove
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def _interrupt_deferred():
+    """Hold a Ctrl-C back until the block is done, so that a write is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
@@ -79,46 +144,91 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    max_emission_photons=cfg.max_emission_photons,
                    criterion=cfg.criterion, threshold=cfg.threshold)
     f.create_group("config").attrs["toml"] = cfg.text
-    f.create_group("provenance").attrs["json"] = json.dumps(result.provenance, sort_keys=True)
-    summary = f.create_group("summary")
-    for probe in cfg.probes:
-        summary.create_group(probe.name).attrs["max_depth_mm"] = result.max_depth(probe.name)
     images = f.create_group("images")
     for k, img in enumerate(result.images):
-        g = images.create_group(f"{k:04d}")
-        g.attrs.update(depth_mm=img.depth_mm, probe=img.probe, seconds=img.seconds,
-                       signal_rel_error=img.signal_rel_error, emission_photons=img.emission_photons)
-        for name, value in img.metrics.as_dict().items():
-            g.attrs[name] = value
-            g.attrs[f"{name}_unit"] = UNITS[name]
-        for name, unit in IMAGE_UNITS.items():
-            d = g.create_dataset(name, data=getattr(img, name), compression="gzip")
-            d.attrs["unit"] = unit
+        _write_image(images, f"{k:04d}", img).attrs["complete"] = True
+    _write_summary(f, result)
+
+
+def _write_summary(f: h5py.File, result: StudyResult) -> None:
+    """Provenance and per-probe summary (small; rewritten whenever a depth is added)."""
+    f.require_group("provenance").attrs["json"] = json.dumps(result.provenance, sort_keys=True)
+    summary = f.require_group("summary")
+    for probe in result.config.probes:
+        summary.require_group(probe.name).attrs["max_depth_mm"] = result.max_depth(probe.name)
+
+
+def _write_image(images: h5py.Group, key: str, img: ProbeImage) -> h5py.Group:
+    g = images.create_group(key)
+    g.attrs["complete"] = False
+    g.attrs.update(depth_mm=img.depth_mm, probe=img.probe, seconds=img.seconds,
+                   signal_rel_error=img.signal_rel_error, emission_photons=img.emission_photons)
+    for name, value in img.metrics.as_dict().items():
+        g.attrs[name] = value
+        g.attrs[f"{name}_unit"] = UNITS[name]
+    for name, unit in IMAGE_UNITS.items():
+        d = g.create_dataset(name, data=getattr(img, name), compression="gzip")
+        d.attrs["unit"] = unit
+    return g
 
 
 def load(path) -> tuple[StudyResult, dict]:
-    """Read a study file; returns (result, run information: backend, device, git_commit, ...)."""
+    """Read a study file; returns (result, run information: backend, device, git_commit, ...).
+    Image groups not flagged complete (a depth being written when the run stopped) are skipped.
+    Anything unreadable is a ValueError naming the file and what is wrong with it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such results file")
-    with h5py.File(path, "r") as f:
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a results file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable HDF5 results file ({err})") from None
+    with f:
         if f.attrs.get("filetype") != FILETYPE:
             raise ValueError(f"{path}: not a photonqd study file (filetype {f.attrs.get('filetype')!r})")
-        if int(f.attrs.get("version", -1)) != VERSION:
-            raise ValueError(f"{path}: file version {f.attrs.get('version')} is not supported "
-                             f"(this photonqd reads version {VERSION})")
-        info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        config = parse_config(f["config"].attrs["toml"])
-        config.seed, config.photons = int(info["seed"]), int(info["photons"])
-        config.emission_photons = int(info["emission_photons"])
-        config.max_emission_photons = int(info["max_emission_photons"])
-        result = StudyResult(config, provenance=json.loads(f["provenance"].attrs["json"]))
-        for key in sorted(f["images"]):
-            g = f["images"][key]
-            metrics = TargetMetrics(**{name: float(g.attrs[name]) for name in UNITS})
-            result.images.append(ProbeImage(
-                depth_mm=float(g.attrs["depth_mm"]), probe=str(g.attrs["probe"]),
-                metrics=metrics, signal_rel_error=float(g.attrs["signal_rel_error"]),
-                seconds=float(g.attrs["seconds"]), emission_photons=int(g.attrs["emission_photons"]),
-                **{name: g[name][()] for name in IMAGE_UNITS}))
+        try:
+            return _read(f, path)
+        except ConfigError as err:
+            raise ValueError(f"{path}: its stored /config is not valid: {err}") from None
+        except (KeyError, TypeError, ValueError, OSError) as err:
+            raise ValueError(f"{path}: damaged or incomplete results file: {err}") from None
+
+
+def _attr(attrs, name: str, kind, where: str = "/"):
+    """One attribute converted by ``kind``, or a ValueError naming it."""
+    if name not in attrs:
+        raise ValueError(f"attribute {where}{name} is missing")
+    value = attrs[name]
+    value = value.item() if hasattr(value, "item") else value
+    try:
+        out = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"attribute {where}{name} = {value!r} is not a valid {kind.__name__}") from None
+    return out
+
+
+def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
+    version = _attr(f.attrs, "version", int)
+    if version != VERSION:
+        raise ValueError(f"file version {version} is not supported (this photonqd reads version {VERSION})")
+    info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    config = parse_config(_attr(f["config"].attrs, "toml", str, "/config."))
+    config.seed, config.photons = _attr(f.attrs, "seed", int), _attr(f.attrs, "photons", int)
+    config.emission_photons = _attr(f.attrs, "emission_photons", int)
+    config.max_emission_photons = _attr(f.attrs, "max_emission_photons", int)
+    result = StudyResult(config, provenance=json.loads(_attr(f["provenance"].attrs, "json", str, "/provenance.")))
+    for key in sorted(f["images"], key=int):
+        g = f["images"][key]
+        if not bool(g.attrs.get("complete", True)):
+            continue
+        where = f"/images/{key}."
+        metrics = TargetMetrics(**{name: _attr(g.attrs, name, float, where) for name in UNITS})
+        result.images.append(ProbeImage(
+            depth_mm=_attr(g.attrs, "depth_mm", float, where), probe=_attr(g.attrs, "probe", str, where),
+            metrics=metrics, signal_rel_error=_attr(g.attrs, "signal_rel_error", float, where),
+            seconds=_attr(g.attrs, "seconds", float, where),
+            emission_photons=_attr(g.attrs, "emission_photons", int, where),
+            **{name: g[name][()] for name in IMAGE_UNITS}))
     return result, info

@@ -6,23 +6,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import FLOAT32_TINY, float_array
 from .kernel_abi import BOUNDARY_CONDITIONS, FACES, MAX_INDEX, MAX_SPECIES
 
 #: Largest grid the 32-bit voxel indexing of the kernels supports (the tally buffer, which holds
 #: more than one value per voxel, is checked against the same limit when a simulation is planned).
 MAX_VOXELS = MAX_INDEX
+#: Largest box edge (mm): 1000 km (1e9 mm), far beyond any tissue, keeps float32 arithmetic finite.
+MAX_EXTENT_MM = 1e9
 
 
 def _as_boundary(boundary) -> dict[str, str]:
     if isinstance(boundary, str):
         boundary = {face: boundary for face in FACES}
+    if not isinstance(boundary, dict):
+        raise TypeError(f"boundary: expected one of {BOUNDARY_CONDITIONS} or a dict face -> condition, "
+                        f"got {boundary!r}")
     boundary = dict(boundary)
     unknown = set(boundary) - set(FACES)
     if unknown:
-        raise ValueError(f"boundary: unknown face(s) {sorted(unknown)}; faces are {FACES}")
+        raise ValueError(f"boundary: unknown face(s) {sorted(unknown, key=repr)}; faces are {FACES}")
     out = {face: boundary.get(face, "escape") for face in FACES}
     for face, bc in out.items():
-        if bc not in BOUNDARY_CONDITIONS:
+        if not isinstance(bc, str) or bc not in BOUNDARY_CONDITIONS:
             raise ValueError(f"boundary[{face!r}] = {bc!r}; allowed: {BOUNDARY_CONDITIONS}")
     for lo, hi in (("x-", "x+"), ("y-", "y+"), ("z-", "z+")):
         if (out[lo] == "cyclic") != (out[hi] == "cyclic"):
@@ -57,7 +63,10 @@ class Medium:
     fluorophore_absorption: np.ndarray | None = None
 
     def __post_init__(self):
-        labels = np.asarray(self.labels)
+        try:
+            labels = np.asarray(self.labels)
+        except (TypeError, ValueError):
+            raise ValueError("labels: expected a 3-D uint8 or uint16 array") from None
         if labels.ndim != 3:
             raise ValueError(f"labels: expected a 3-D array (nx, ny, nz), got shape {labels.shape}")
         if labels.dtype not in (np.uint8, np.uint16):
@@ -68,12 +77,19 @@ class Medium:
             raise ValueError(f"labels: {labels.size} voxels exceed the limit of {MAX_VOXELS}")
         self.labels = np.ascontiguousarray(labels)
 
-        size = np.broadcast_to(np.asarray(self.voxel_size, dtype=np.float64), (3,)).copy()
+        size = float_array("voxel_size", self.voxel_size, (3,))
         if not np.all(np.isfinite(size)) or np.any(size <= 0):
             raise ValueError(f"voxel_size: each of dx, dy, dz must be a finite number > 0 mm, got {size}")
+        # the kernels hold positions in float32: a voxel must be a normal float32 and the box small
+        # enough that squared lengths and times of flight stay far from float32 overflow
+        extent = size * labels.shape
+        if np.any(size < FLOAT32_TINY) or np.any(extent > MAX_EXTENT_MM):
+            raise ValueError(f"voxel_size: {size.tolist()} mm over {labels.shape} voxels is outside what "
+                             f"the float32 kernels hold: each voxel >= {FLOAT32_TINY:.3g} mm and the box "
+                             f"<= {MAX_EXTENT_MM:g} mm along each axis")
         self.voxel_size = tuple(float(s) for s in size)
 
-        optics = np.asarray(self.optics, dtype=np.float64)
+        optics = float_array("optics", self.optics)
         if optics.ndim == 2:
             optics = optics[None]
         if optics.ndim != 3 or optics.shape[2] != 4:
@@ -98,8 +114,10 @@ class Medium:
                                  f"allowed {allowed}")
         self.optics = optics
 
+        if isinstance(self.n_ambient, (bool, str)) or not isinstance(self.n_ambient, (int, float, np.number)):
+            raise TypeError(f"n_ambient: expected a refractive index >= 1, got {self.n_ambient!r}")
         if not (np.isfinite(self.n_ambient) and self.n_ambient >= 1.0):
-            raise ValueError(f"n_ambient must be >= 1, got {self.n_ambient}")
+            raise ValueError(f"n_ambient: must be a finite refractive index >= 1, got {self.n_ambient}")
         self.n_ambient = float(self.n_ambient)
         self.boundary = _as_boundary(self.boundary)
         self._check_fluorophores()
@@ -110,7 +128,7 @@ class Medium:
             return
         if conc is None or absorption is None:
             raise ValueError("fluorophore_concentration and fluorophore_absorption go together")
-        conc = np.asarray(conc, dtype=np.float32)
+        conc = float_array("fluorophore_concentration", conc).astype(np.float32)
         if conc.ndim == 3:
             conc = conc[None]
         if conc.ndim != 4 or conc.shape[1:] != self.labels.shape:
@@ -122,7 +140,7 @@ class Medium:
             raise ValueError("fluorophore_concentration: values must be finite and >= 0 µM")
         if np.any(conc[:, self.labels == 0] > 0):
             raise ValueError("fluorophore_concentration: ambient (label 0) voxels cannot hold fluorophores")
-        absorption = np.asarray(absorption, dtype=np.float64)
+        absorption = float_array("fluorophore_absorption", absorption)
         if absorption.ndim == 1:
             absorption = absorption[None]
         if absorption.shape != (conc.shape[0], self.n_bins):

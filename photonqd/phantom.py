@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .medium import Medium
+from .checks import float_array
+from .medium import MAX_VOXELS, Medium
 from .simulation import Simulation
 from .sources import DiskSource, PencilBeam, RectangleSource, Source
 
@@ -59,14 +60,17 @@ class Phantom:
 
 
 def grid_shape(size, voxel_size) -> tuple[int, int, int]:
-    """Voxels along x, y, z for a box of ``size`` mm (one number: a cube) cut into ``voxel_size``."""
-    size = np.broadcast_to(np.asarray(size, dtype=np.float64), (3,))
-    voxel = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-    if np.any(voxel <= 0) or np.any(size <= 0):
-        raise ValueError(f"size {tuple(size)} mm and voxel_size {tuple(voxel)} mm must be > 0")
+    """Voxels along x, y, z for a box of ``size`` mm (one number: a cube) cut into ``voxel_size``.
+    Refuses a grid the kernels cannot hold before anything of that size is allocated."""
+    size, voxel = float_array("size_mm", size, (3,)), float_array("voxel_size", voxel_size, (3,))
+    if not (np.all(np.isfinite(voxel)) and np.all(np.isfinite(size))) or np.any(voxel <= 0) or np.any(size <= 0):
+        raise ValueError(f"size_mm {size.tolist()} and voxel_size {voxel.tolist()} mm must be > 0 and finite")
     counts = size / voxel
+    if np.prod(counts) > MAX_VOXELS:
+        raise ValueError(f"voxel_size: {voxel.tolist()} mm cuts the {size.tolist()} mm box into "
+                         f"{np.prod(counts):.3g} voxels, more than the limit of {MAX_VOXELS}")
     if not np.allclose(counts, np.round(counts), rtol=0, atol=1e-9):
-        raise ValueError(f"size {tuple(size)} mm is not a whole number of voxels of {tuple(voxel)} mm")
+        raise ValueError(f"size_mm {size.tolist()} mm is not a whole number of voxels of {voxel.tolist()} mm")
     return tuple(int(c) for c in np.round(counts))
 
 
@@ -355,8 +359,8 @@ def _target_depth(depth_mm, half_height, top, size_z, what: str) -> float:
 
 def _box(size_mm, voxel_size) -> tuple[tuple, tuple]:
     """The box size (x, y, z) in mm (one number: a cube) and its grid shape."""
-    size_mm = tuple(float(v) for v in np.broadcast_to(np.asarray(size_mm, dtype=np.float64), (3,)))
-    return size_mm, grid_shape(size_mm, voxel_size)
+    shape = grid_shape(size_mm, voxel_size)
+    return tuple(float_array("size_mm", size_mm, (3,)).tolist()), shape
 
 
 def _layered_scene(voxel_size, layers, base, target, target_tissue, quantum_dot, concentration_uM, n_ambient):
@@ -393,12 +397,9 @@ def skin_tumour(depth_mm: float = 3.0, radius_mm: float = 1.0, size_mm=(20.0, 20
     """Layered skin over skeletal muscle with a spherical tumour (``tumour_generic``) whose centre
     lies ``depth_mm`` below the surface, at the centre of the field; with ``quantum_dot`` the
     tumour holds it at ``concentration_uM``. Returns a photonqd.fluorescence.FluorescenceScene."""
-    if not radius_mm > 0 or not depth_mm >= radius_mm:
-        raise ValueError(f"depth_mm, radius_mm: need radius > 0 and depth >= radius, got "
-                         f"{depth_mm}, {radius_mm}")
-    shape = grid_shape(size_mm, voxel_size)
-    if depth_mm + radius_mm > size_mm[2]:
-        raise ValueError(f"depth_mm: the tumour must fit inside the {size_mm[2]} mm deep volume")
+    size_mm, shape = _box(size_mm, voxel_size)
+    radius_mm = _check("radius_mm", radius_mm, 1e-6, min(size_mm) / 2)
+    depth_mm = _target_depth(depth_mm, radius_mm, 0.0, size_mm[2], "a tumour")
     tumour = sphere_mask(shape, voxel_size, (size_mm[0] / 2, size_mm[1] / 2, depth_mm), radius_mm)
     return _layered_scene(voxel_size, layers, "skeletal_muscle", tumour, "tumour_generic", quantum_dot,
                           concentration_uM, n_ambient)

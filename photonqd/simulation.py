@@ -10,16 +10,25 @@ from typing import Callable
 
 import numpy as np
 
-from .kernel_abi import FACES, RECORD_FIELDS, SCALAR_SLOTS
+from .checks import FLOAT32_TINY, float_array, integer, real
+from .kernel_abi import FACES, MAX_INDEX, RECORD_FIELDS, SCALAR_SLOTS
 from .kernel_source import build_plan
-from .medium import Medium
-from .sources import Source
+from .medium import MAX_EXTENT_MM, Medium
+from .sources import IsotropicPoint, Source, VoxelEmission
 from .tallies import MAX_PHOTONS, ExactSum, Result, TallyLayout, normalise
 
 #: Default flight-time guard (ns): a photon still in flight after this long is stopped.
 MAX_FLIGHT_NS = 1000.0
 #: Default guard on transport loop iterations per photon.
 MAX_STEPS = 10**8
+#: Most pixels an exit map may have (a 4096 x 4096 camera).
+MAX_MAP_PIXELS = 2**24
+#: Russian roulette bounds, applied to the float32 values the kernel uses: a threshold that is a
+#: normal float32 (1e-50 would be 0 and roulette would never fire), a boost that is not 1.0 in
+#: float32 (every roulette would survive) and not so large that survival becomes a rounding effect.
+ROULETTE_MIN_THRESHOLD = 1e-30
+ROULETTE_MIN_BOOST = 1.0 + 1e-6
+ROULETTE_MAX_BOOST = 1000.0
 
 
 @dataclass
@@ -45,26 +54,31 @@ class ExitMap:
     record_capacity: int = 0
 
     def __post_init__(self):
-        px = tuple(int(v) for v in np.broadcast_to(self.pixels, (2,)))
-        if min(px) < 1:
-            raise ValueError(f"exit_map.pixels: need two integers >= 1, got {self.pixels}")
-        self.pixels = px
-        size = tuple(float(v) for v in np.broadcast_to(self.pixel_size, (2,)))
-        if not all(math.isfinite(s) and s > 0 for s in size):
-            raise ValueError(f"exit_map.pixel_size: need two numbers > 0 mm, got {self.pixel_size}")
-        self.pixel_size = size
-        self.origin = tuple(float(v) for v in np.broadcast_to(self.origin, (2,)))
-        if self.half_angle_deg is not None and not 0 < self.half_angle_deg <= 90:
+        px = float_array("exit_map.pixels", self.pixels, (2,))
+        if not all(math.isfinite(v) and v.is_integer() and v >= 1 for v in px.tolist()) \
+                or px.prod() > MAX_MAP_PIXELS:
+            raise ValueError(f"exit_map.pixels: need two integers >= 1 with at most {MAX_MAP_PIXELS} "
+                             f"pixels in all, got {self.pixels!r}")
+        self.pixels = tuple(int(v) for v in px)
+        size = float_array("exit_map.pixel_size", self.pixel_size, (2,))
+        if not all(FLOAT32_TINY <= s <= MAX_EXTENT_MM for s in size.tolist()):
+            raise ValueError(f"exit_map.pixel_size: need two numbers in [{FLOAT32_TINY:.3g}, {MAX_EXTENT_MM:g}] mm, "
+                             f"got {self.pixel_size!r}")
+        self.pixel_size = tuple(size.tolist())
+        origin = float_array("exit_map.origin", self.origin, (2,))
+        if not all(abs(v) <= MAX_EXTENT_MM for v in origin.tolist()):
+            raise ValueError(f"exit_map.origin: need two finite numbers (x0, y0) within +-{MAX_EXTENT_MM:g} mm, "
+                             f"got {self.origin!r}")
+        self.origin = tuple(origin.tolist())
+        if self.half_angle_deg is not None and \
+                not 0 < real("exit_map.half_angle_deg", self.half_angle_deg, "in (0, 90] degrees") <= 90:
             raise ValueError(f"exit_map.half_angle_deg: must be in (0, 90] degrees, got {self.half_angle_deg}")
         if self.bin_efficiency is not None:
-            eff = np.asarray(self.bin_efficiency, dtype=np.float64).ravel()
+            eff = float_array("exit_map.bin_efficiency", self.bin_efficiency).ravel()
             if not np.all((eff >= 0) & (eff <= 1)):
                 raise ValueError("exit_map.bin_efficiency: values must lie in [0, 1]")
             self.bin_efficiency = eff
-        if int(self.record_capacity) != self.record_capacity or not 0 <= self.record_capacity <= 2**26:
-            raise ValueError(f"exit_map.record_capacity: must be an integer in [0, 2**26], "
-                             f"got {self.record_capacity}")
-        self.record_capacity = int(self.record_capacity)
+        self.record_capacity = integer("exit_map.record_capacity", self.record_capacity, 0, 2**26)
 
     def efficiency(self, n_bins: int) -> np.ndarray:
         """Per-bin efficiency for a medium with ``n_bins`` wavelength bins."""
@@ -142,51 +156,112 @@ class Simulation:
             raise TypeError("medium: expected a photonqd.Medium")
         if not isinstance(self.source, Source):
             raise TypeError("source: expected a photonqd source (PencilBeam, GaussianBeam, ...)")
-        if int(self.photons) != self.photons or not 1 <= self.photons <= MAX_PHOTONS:
-            raise ValueError(f"photons: must be an integer in [1, 2**53], got {self.photons}")
-        self.photons = int(self.photons)
-        if int(self.seed) != self.seed or not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed: must be an integer in [0, 2**64), got {self.seed}")
-        if self.time_gate_ns is not None and not (math.isfinite(self.time_gate_ns) and self.time_gate_ns > 0):
-            raise ValueError(f"time_gate_ns: must be > 0 ns or None, got {self.time_gate_ns}")
-        if not 0 < self.roulette_threshold < 1:
-            raise ValueError(f"roulette_threshold: must be in (0, 1), got {self.roulette_threshold}")
-        if not self.roulette_boost > 1:
-            raise ValueError(f"roulette_boost: must be > 1, got {self.roulette_boost}")
-        if not self.roulette_threshold * self.roulette_boost <= 1:
-            # a survivor would carry more weight than a launched photon: the per-launch tally
-            # bound (kernel_source.max_launch_photons) assumes it never does
-            raise ValueError(f"roulette_threshold x roulette_boost: must be <= 1 so that no "
-                             f"photon's weight exceeds 1, got {self.roulette_threshold} x "
-                             f"{self.roulette_boost}")
-        if self.keep_batches not in (True, False) and \
-                not set(self.keep_batches) <= set(BATCH_ARRAYS):
+        self.photons = integer("photons", self.photons, 1, MAX_PHOTONS)
+        self.seed = integer("seed", self.seed, 0, 2**64 - 1)
+        if self.time_gate_ns is not None:
+            gate = real("time_gate_ns", self.time_gate_ns, "> 0 ns or None")
+            if not (math.isfinite(gate) and gate > 0):
+                raise ValueError(f"time_gate_ns: must be > 0 ns or None, got {self.time_gate_ns}")
+        self._check_roulette()
+        if not (isinstance(self.keep_batches, bool) or (isinstance(self.keep_batches, (tuple, list))
+                                                        and set(self.keep_batches) <= set(BATCH_ARRAYS))):
             raise ValueError(f"keep_batches: True, False or names among {BATCH_ARRAYS}, got {self.keep_batches}")
-        if self.batch_photons is not None and not 1 <= self.batch_photons <= MAX_PHOTONS:
-            raise ValueError(f"batch_photons: must be in [1, {MAX_PHOTONS}], got {self.batch_photons}")
-        if not (isinstance(self.max_flight_ns, (int, float)) and 0 < self.max_flight_ns <= 1e9):
+        if self.batch_photons is not None:
+            self.batch_photons = integer("batch_photons", self.batch_photons, 1, MAX_PHOTONS)
+        flight = real("max_flight_ns", self.max_flight_ns, "in (0, 1e9] ns")
+        if not 0 < flight <= 1e9:
             raise ValueError(f"max_flight_ns: must be in (0, 1e9] ns, got {self.max_flight_ns!r}")
-        if not (isinstance(self.max_steps, (int, np.integer)) and 1 <= self.max_steps <= 2**31 - 1):
-            raise ValueError(f"max_steps: must be an integer in [1, 2**31 - 1], got {self.max_steps!r}")
-        if not 1 <= self.trace_events <= 4096:
-            raise ValueError(f"trace_events: must be in [1, 4096], got {self.trace_events}")
-        ids = np.asarray(self.trace_photons, dtype=np.int64).ravel()
-        if ids.size > 1024 or np.any(ids < 0) or np.any(ids >= self.photons) or len(set(ids)) != ids.size:
+        self.max_steps = integer("max_steps", self.max_steps, 1, 2**31 - 1)
+        self.trace_events = integer("trace_events", self.trace_events, 1, 4096)
+        try:
+            ids = np.asarray(self.trace_photons, dtype=np.int64).ravel()
+        except (TypeError, ValueError, OverflowError):
+            ids = None
+        if ids is None or ids.size > 1024 or np.any(ids < 0) or np.any(ids >= self.photons) \
+                or len(set(ids.tolist())) != ids.size:
             raise ValueError("trace_photons: up to 1024 distinct photon indices in [0, photons)")
         self.trace_photons = tuple(int(i) for i in ids)
         if self.exit_map is not None:
             if not isinstance(self.exit_map, ExitMap):
                 raise TypeError("exit_map: expected a photonqd.ExitMap or None")
             self.exit_map.efficiency(self.medium.n_bins)
-        if int(self.rng_stream) != self.rng_stream or not 0 <= self.rng_stream < 2**32:
-            raise ValueError(f"rng_stream: must be an integer in [0, 2**32), got {self.rng_stream}")
+        self.rng_stream = integer("rng_stream", self.rng_stream, 0, 2**32 - 1)
         self.source.check(self.medium)
-        tissue = self.medium.optics[:, 1:, :]
-        escape = any(bc == "escape" for bc in self.medium.boundary.values()) or \
-            np.any(self.medium.labels == 0)
-        if not escape and self.time_gate_ns is None and not np.any(tissue[..., 0] > 0):
-            raise ValueError("medium: no face escapes, no tissue absorbs and there is no time gate; "
-                             "photons would never stop")
+        check_tally_size(self.medium, bool(self.fluence), self.exit_map)
+        self._check_termination()
+
+    def _check_roulette(self) -> None:
+        """Roulette settings as the kernel sees them (float32), bounded so that every photon ends
+        and no survivor carries more than its launch weight (the tally range assumes weight <= 1)."""
+        threshold = real("roulette_threshold", self.roulette_threshold,
+                         f"in [{ROULETTE_MIN_THRESHOLD:g}, 1)")
+        if not (threshold < 1 and ROULETTE_MIN_THRESHOLD <= float(np.float32(threshold))):
+            raise ValueError(f"roulette_threshold: must be in [{ROULETTE_MIN_THRESHOLD:g}, 1) (as float32), "
+                             f"got {self.roulette_threshold}")
+        boost = real("roulette_boost", self.roulette_boost,
+                     f"in [1 + 1e-6, {ROULETTE_MAX_BOOST:g}]")
+        boost32 = float(np.float32(boost)) if abs(boost) <= ROULETTE_MAX_BOOST else boost
+        if not np.float32(ROULETTE_MIN_BOOST) <= boost32 <= ROULETTE_MAX_BOOST:
+            raise ValueError(f"roulette_boost: must be in [1 + 1e-6, {ROULETTE_MAX_BOOST:g}] (as float32; "
+                             f"survival probability 1/boost), got {self.roulette_boost}")
+        if float(np.float32(threshold)) * boost32 > 1.0 + 1e-6:  # slack: float32 rounding of both
+            raise ValueError(f"roulette_threshold, roulette_boost: threshold x boost must be <= 1 so that "
+                             f"no survivor carries more than its launch weight, got "
+                             f"{threshold:g} x {boost:g} = {threshold * boost:g}")
+        self.roulette_threshold, self.roulette_boost = float(threshold), float(boost)
+
+    def _check_termination(self) -> None:
+        """Refuse set-ups in which photons provably never stop. Roulette ends a photon only after a
+        scattering event, so a photon must be able to leave, be stopped by the gate, or scatter
+        and be absorbed; the kernel's per-photon event limit is the last resort for the rest."""
+        if self.time_gate_ns is not None:
+            return
+        m = self.medium
+        present = np.unique(m.labels)
+        present = present[present > 0]
+        bins = self._source_bins()
+        tissue = m.optics[bins][:, present, :]  # (source bins, present labels, 4)
+        escape = any(bc == "escape" for bc in m.boundary.values()) or bool(np.any(m.labels == 0))
+        if not escape:
+            if not np.any(tissue[..., 0] > 0):
+                raise ValueError("medium: no face escapes, no tissue absorbs and there is no time gate; "
+                                 "photons would never stop")
+            clear = np.argwhere(tissue[..., 1] == 0)
+            if clear.size:
+                b, i = clear[0]
+                raise ValueError(f"medium: label {present[i]} does not scatter (mu_s = 0 in bin {bins[b]}) and no "
+                                 "face escapes: a photon in it bounces forever (roulette needs a "
+                                 "scattering event); set time_gate_ns, an escape face, or mu_s > 0")
+        self._check_trapped_emitter(present)
+
+    def _source_bins(self) -> np.ndarray:
+        """Wavelength bins the source launches photons in (photons keep their bin)."""
+        if isinstance(self.source, VoxelEmission):
+            return np.flatnonzero(self.source.bin_weights > 0)
+        return np.array([self.source.wavelength_bin])
+
+    def _check_trapped_emitter(self, present) -> None:
+        """An isotropic emitter inside a non-scattering label whose index exceeds that of every
+        other medium it touches by more than sqrt(3/2) sends a share of its photons into
+        directions that are totally reflected at every (axis-aligned) face: they never leave."""
+        m, src = self.medium, self.source
+        if isinstance(src, IsotropicPoint):
+            labels = [m.label_at(src.position)]
+        elif isinstance(src, VoxelEmission):
+            labels = np.unique(m.labels[src.density > 0]).tolist()
+        else:
+            return
+        for b, lab in ((int(b), int(lab)) for b in self._source_bins() for lab in labels):
+            _, mus, _, n = m.optics[b, lab]
+            if lab == 0 or mus > 0:
+                continue
+            others = [m.optics[b, o, 3] for o in present if o != lab]
+            if any(bc == "escape" for bc in m.boundary.values()) or np.any(m.labels == 0):
+                others.append(m.n_ambient)
+            if n > math.sqrt(1.5) * max(others, default=n):
+                raise ValueError(f"source: emits isotropically inside label {lab}, which does not scatter "
+                                 f"(mu_s = 0 in bin {b}) and whose index {n:g} traps a share of the photons "
+                                 f"by total internal reflection; set time_gate_ns or give label {lab} mu_s > 0")
 
     def run(self, backend=None, progress: Callable[[int, int], None] | None = None) -> Result:
         """Run on ``backend`` (name, instance or None for auto) and return normalised tallies.
@@ -270,6 +345,16 @@ class Simulation:
             "exit_map": norm["map"].reshape(self.exit_map.pixels) if self.exit_map else None,
             "species": norm["species"].reshape((-1, *shape)) if layout.n_species else None,
         }
+
+
+def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None) -> None:
+    """Refuse a problem whose device buffers exceed what the kernels index: the tally buffer
+    (TallyLayout) and the fluorophore concentration buffer (one volume per species)."""
+    voxels, species = int(np.prod(medium.shape)), medium.n_species
+    TallyLayout(voxels, fluence, species, exit_map.n_pixels if exit_map else 0).check()
+    if species * voxels > MAX_INDEX:
+        raise ValueError(f"fluorophore_concentration: {species} species x {voxels} voxels exceed the "
+                         f"kernels' limit of {MAX_INDEX} entries")
 
 
 #: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).

@@ -8,16 +8,21 @@ refracted. ``specular=False`` launches into the tissue unchanged (MCX's DoSpecul
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import float_array, integer, real
 from .medium import Medium
 from .sampling import alias_table
 
 
 def _vector(name: str, value) -> np.ndarray:
-    v = np.asarray(value, dtype=np.float64)
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected three finite numbers (x, y, z), got {value!r}") from None
     if v.shape != (3,) or not np.all(np.isfinite(v)):
         raise ValueError(f"{name}: expected three finite numbers (x, y, z), got {value!r}")
     return v
@@ -51,7 +56,7 @@ class Source:
     def __post_init__(self):
         self.position = _vector("position", self.position)
         self.direction = _unit("direction", self.direction)
-        self.wavelength_bin = int(self.wavelength_bin)
+        self.wavelength_bin = integer("wavelength_bin", self.wavelength_bin, 0, 2**16)
 
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """The two vectors the kernel combines with its draws (see kernels/transport.cl)."""
@@ -100,7 +105,7 @@ class GaussianBeam(Source):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (np.isfinite(self.waist) and self.waist > 0):
+        if not (math.isfinite(real("waist", self.waist, "> 0 mm")) and self.waist > 0):
             raise ValueError(f"waist: must be > 0 mm, got {self.waist}")
 
     def size(self) -> float:
@@ -116,7 +121,7 @@ class DiskSource(Source):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (np.isfinite(self.radius) and self.radius > 0):
+        if not (math.isfinite(real("radius", self.radius, "> 0 mm")) and self.radius > 0):
             raise ValueError(f"radius: must be > 0 mm, got {self.radius}")
 
     def size(self) -> float:
@@ -171,12 +176,12 @@ class VoxelEmission(Source):
 
     def __post_init__(self):
         super().__post_init__()
-        density = np.asarray(self.density, dtype=np.float64)
+        density = float_array("density", self.density)
         if density.ndim != 3 or not np.all(np.isfinite(density)) or np.any(density < 0) \
                 or not density.sum() > 0:
             raise ValueError("density: need a 3-D array of finite, non-negative values with a positive sum")
         self.density = density
-        weights = np.asarray(self.bin_weights, dtype=np.float64).ravel()
+        weights = float_array("bin_weights", self.bin_weights).ravel()
         if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
             raise ValueError("bin_weights: need finite, non-negative weights with a positive sum")
         self.bin_weights = weights

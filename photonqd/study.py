@@ -14,16 +14,20 @@ validated before anything runs, with errors naming the key and the allowed value
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 import math
+import os
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import phantom as phantoms
 from .camera import Camera, EmissionFilter, sensor_names, sensor_preset
-from .fluorescence import Excitation
+from .fluorescence import MIN_BAND_FRACTION, Excitation
+from .medium import MAX_VOXELS
 from .metrics import TargetMetrics, regions, target_metrics
 from .optics import qd_preset, qd_preset_names
 from .sources import DiskSource
@@ -33,6 +37,11 @@ from .tallies import batch_mean_error
 SCENES = {f.__name__: f for f in (phantoms.skin_tumour, phantoms.intralipid_capillary,
                                    phantoms.mouse_head, phantoms.lymph_node)}
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
+#: Most depths one study may hold (each is a row of the results file and minutes of transport).
+MAX_DEPTHS = 400
+#: Rough peak memory of one depth per voxel (bytes): the generator's float64 temporaries, labels,
+#: optics, concentration, int64 tallies (absorbed, fluence, species) and their float64 copies.
+BYTES_PER_VOXEL = 64
 #: A depth counts as detectable only where Monte Carlo resolved the target's signal this well.
 MAX_MC_ERROR = 0.3
 
@@ -49,7 +58,8 @@ def default_config_text() -> str:
 def _check_number(value, where: str, lo: float, hi: float, integer=False):
     if value is None:
         raise ConfigError(f"{where}: missing (a number in [{lo}, {hi}])")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (integer and not (isinstance(value, int) or (math.isfinite(value) and value.is_integer()))):
         raise ConfigError(f"{where}: expected {'an integer' if integer else 'a number'} in [{lo}, {hi}], "
                           f"got {value!r}")
     if not (math.isfinite(value) and lo <= value <= hi):
@@ -73,8 +83,16 @@ def _pair(cfg: dict, section: str, key: str, lo: float, hi: float, default=None)
 
 def _choice(cfg: dict, section: str, key: str, allowed, default=None) -> str:
     value = cfg.get(key, default)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ConfigError(f"{section}.{key}: {value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _section(raw: dict, name: str) -> dict:
+    """A table of the configuration ({} when absent)."""
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a table [{name}], got {value!r}")
     return value
 
 
@@ -82,6 +100,114 @@ def _unknown(cfg: dict, section: str, known) -> None:
     extra = set(cfg) - set(known)
     if extra:
         raise ConfigError(f"{section}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
+
+
+#: Options of a phantom generator the study sets itself.
+STUDY_SET = {"depth_mm": "set by study.depths_mm", "quantum_dot": "set by each [[probe]]",
+             "concentration_uM": "set by each [[probe]]"}
+#: Options that may be one number for all three axes.
+PER_AXIS = ("size_mm", "voxel_size")
+
+
+def _phantom_options(name: str, options: dict) -> dict:
+    """The [phantom] table checked against the generator's signature: every option has the type
+    of its default, and the grid it makes fits in memory, before the generator allocates it."""
+    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
+    for key in options:
+        if key in STUDY_SET:
+            raise ConfigError(f"phantom.{key}: {STUDY_SET[key]}")
+    _unknown(options, "phantom", [k for k in defaults if k not in STUDY_SET])
+    out = {key: _phantom_value(f"phantom.{key}", value, defaults[key], key in PER_AXIS)
+           for key, value in options.items()}
+    size = np.broadcast_to(np.asarray(out.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
+    voxel = np.broadcast_to(np.asarray(out.get("voxel_size", defaults["voxel_size"]), dtype=np.float64), (3,))
+    if np.any(size <= 0) or np.any(voxel <= 0):
+        raise ConfigError(f"phantom.size_mm, phantom.voxel_size: must be > 0 mm, got {size.tolist()}, "
+                          f"{voxel.tolist()}")
+    voxels = float(np.prod(size / voxel))
+    need, have = voxels * BYTES_PER_VOXEL, _physical_memory()
+    if voxels > MAX_VOXELS or need > have / 2:
+        raise ConfigError(f"phantom.voxel_size: {voxel.tolist()} mm voxels over a {size.tolist()} mm box make "
+                          f"{voxels:.3g} voxels, about {need / 2**30:.3g} GiB per depth; allowed: at most "
+                          f"{MAX_VOXELS} voxels and half of this machine's {have / 2**30:.3g} GiB: use a "
+                          "coarser voxel_size or a smaller size_mm")
+    return out
+
+
+def _phantom_value(where: str, value, default, per_axis: bool):
+    """``value`` in the shape of ``default``: a number, a list of numbers, a name, or the layers
+    list of [tissue name, thickness mm] pairs."""
+    def number(v, at=where):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{at}: expected a finite number, got {v!r}")
+        return float(v)
+
+    if isinstance(default, bool) or default is None:
+        raise ConfigError(f"{where}: cannot be set from a configuration file")
+    if isinstance(default, (int, float)):
+        return number(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a name (string), got {value!r}")
+        return value
+    if default and all(isinstance(d, (tuple, list)) for d in default):  # layers
+        if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+                                                  for v in value):
+            raise ConfigError(f"{where}: expected a list of [tissue name, thickness mm] pairs, got {value!r}")
+        return tuple((t, number(d, f"{where} ({t!r} thickness)")) for t, d in value)
+    if per_axis and not isinstance(value, list):
+        return number(value)
+    if not isinstance(value, list) or len(value) != len(default):
+        raise ConfigError(f"{where}: expected {len(default)} numbers"
+                          f"{' (or one for all axes)' if per_axis else ''}, got {value!r}")
+    return tuple(number(v) for v in value)
+
+
+def _physical_memory() -> float:
+    """Bytes of RAM of this machine (16 GiB if the system does not say)."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 16.0 * 2**30
+
+
+def _check_camera_fits(camera: dict, name: str, options: dict) -> None:
+    """The field of view lies on the phantom's top face and both image regions hold pixels."""
+    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
+    size = np.broadcast_to(np.asarray(options.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
+    fov = camera["field_of_view_mm"]
+    if fov > min(size[0], size[1]) * (1 + 1e-9):
+        raise ConfigError(f"camera.field_of_view_mm: {fov:g} mm is wider than the phantom's "
+                          f"{size[0]:g} x {size[1]:g} mm top face")
+    n = camera["pixels"]
+    centres = (np.arange(n) + 0.5) * fov / n - fov / 2
+    r = np.hypot(centres[:, None], centres[None, :])
+    inner, outer = camera["background_annulus_mm"]
+    if camera["target_radius_mm"] > inner:
+        raise ConfigError("camera.target_radius_mm: must not exceed the background annulus' inner radius")
+    if not np.any((r >= inner) & (r <= outer)):
+        raise ConfigError(f"camera.background_annulus_mm: no pixel of the {n} x {n} pixel, {fov:g} mm field "
+                          "of view lies in it; use more pixels or a wider annulus")
+
+
+def _check_optics_available(tissues: dict, excitation: dict, probes: list) -> None:
+    """Evaluate every tissue's optics at the wavelengths the study will use, so that a missing
+    optional dependency (Mie theory for Intralipid beyond its fits) is named now, not after hours."""
+    from .optics import build_optics_table
+
+    bands = [("excitation.wavelength_nm", [excitation["wavelength_nm"]])]
+    for i, p in enumerate(probes):
+        lo, hi = p.window_nm
+        n = max(1, math.ceil((hi - lo) / 10.0))  # FluorescenceScene.image's default 10 nm bins
+        edges = np.linspace(lo, hi, n + 1)
+        bands.append((f"probe[{i}].window_nm", 0.5 * (edges[:-1] + edges[1:])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extrapolations are recorded when the study runs
+        for where, wavelengths in bands:
+            try:
+                build_optics_table(tissues, wavelengths)
+            except ImportError as err:
+                raise ConfigError(f"{where}: {err}") from err
 
 
 @dataclass
@@ -136,13 +262,16 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"not valid TOML: {err}") from err
     _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "probe"))
-    study = raw.get("study", {})
+    study = _section(raw, "study")
     _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
                               "seed", "criterion", "threshold"))
     name = _choice(study, "study", "phantom", SCENES, "skin_tumour")
     depths = study.get("depths_mm")
     if not isinstance(depths, list) or not depths:
         raise ConfigError("study.depths_mm: expected a non-empty list of depths in mm")
+    if len(depths) > MAX_DEPTHS:
+        raise ConfigError(f"study.depths_mm: {len(depths)} depths; at most {MAX_DEPTHS} per study "
+                          "(split a longer scan into several studies)")
     depths = sorted({_check_number(d, "study.depths_mm", 0.01, 1000.0) for d in depths})
     n = _number(study, "study", "photons", 1, 2**31 - 1, 100_000, integer=True)
     n_em = _number(study, "study", "emission_photons", 1, 2**31 - 1, n, integer=True)
@@ -152,21 +281,21 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         n = n_em = _check_number(photons, "--photons", 1, 2**31 - 1, integer=True)
         n_max = min(int(ratio * n_em), 2**31 - 1)
 
-    options = dict(raw.get("phantom", {}))
-    try:
-        SCENES[name](depth_mm=depths[0], **options)
-    except TypeError as err:
-        raise ConfigError(f"phantom: {err}") from err
-    except ValueError as err:
-        raise ConfigError(f"phantom: {err}") from err
+    options = _phantom_options(name, _section(raw, "phantom"))
+    # the generators' depth limits are intervals: the shallowest and the deepest depth decide
+    for depth in sorted({depths[-1], depths[0]}, reverse=True):
+        try:
+            tissues = SCENES[name](depth_mm=depth, **options).tissues
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"phantom (at depth_mm = {depth:g}): {err}") from err
 
-    e = raw.get("excitation", {})
+    e = _section(raw, "excitation")
     _unknown(e, "excitation", ("wavelength_nm", "irradiance_mw_per_cm2", "beam_radius_mm"))
     excitation = {"wavelength_nm": _number(e, "excitation", "wavelength_nm", 300, 2000, 808),
                   "irradiance_mw_per_cm2": _number(e, "excitation", "irradiance_mw_per_cm2", 1e-6, 1e5, 50),
                   "beam_radius_mm": _number(e, "excitation", "beam_radius_mm", 1e-3, 1e3, 5)}
 
-    c = raw.get("camera", {})
+    c = _section(raw, "camera")
     _unknown(c, "camera", ("field_of_view_mm", "pixels", "numerical_aperture", "exposure_s", "blocking_od",
                            "target_radius_mm", "background_annulus_mm"))
     camera = {"field_of_view_mm": _number(c, "camera", "field_of_view_mm", 1e-3, 1e3, 10),
@@ -178,6 +307,7 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
               "background_annulus_mm": _pair(c, "camera", "background_annulus_mm", 1e-3, 1e3, [3.0, 4.5])}
     if camera["background_annulus_mm"][1] > camera["field_of_view_mm"] / 2 * math.sqrt(2):
         raise ConfigError("camera.background_annulus_mm: the annulus reaches outside the field of view")
+    _check_camera_fits(camera, name, options)
 
     probes = []
     entries = raw.get("probe", [])
@@ -185,17 +315,29 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         raise ConfigError("probe: at least one [[probe]] table is needed")
     for i, p in enumerate(entries):
         section = f"probe[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{section}: expected a [[probe]] table, got {p!r}")
         _unknown(p, section, ("name", "quantum_dot", "concentration_uM", "window_nm", "sensor"))
-        probe = Probe(name=str(p.get("name", f"probe{i}")),
+        label = p.get("name", f"probe{i}")
+        if not isinstance(label, str) or not label.strip() or "/" in label:
+            raise ConfigError(f"{section}.name: expected a non-empty string without '/', got {label!r}")
+        probe = Probe(name=label,
                       quantum_dot=_choice(p, section, "quantum_dot", qd_preset_names()),
                       concentration_uM=_number(p, section, "concentration_uM", 0, 1e4),
                       window_nm=_pair(p, section, "window_nm", 300, 2000),
                       sensor=_choice(p, section, "sensor", sensor_names()))
         if probe.window_nm[0] <= excitation["wavelength_nm"] <= probe.window_nm[1]:
             raise ConfigError(f"{section}.window_nm: the window contains the excitation wavelength")
+        emission = qd_preset(probe.quantum_dot).emission
+        passed = emission.band_fraction(*probe.window_nm)
+        if not passed >= MIN_BAND_FRACTION:
+            raise ConfigError(f"{section}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
+                              f"{probe.quantum_dot}'s emission (at least {MIN_BAND_FRACTION:g} needed); "
+                              "choose a window over the QD's emission band")
         probes.append(probe)
     if len({p.name for p in probes}) != len(probes):
         raise ConfigError("probe: names must be unique")
+    _check_optics_available(tissues, excitation, probes)
     return StudyConfig(phantom=name, phantom_options=options, depths_mm=depths, photons=n,
                        emission_photons=n_em, max_emission_photons=n_max, seed=_number(study, "study", "seed", 0, 2**63, 1, integer=True),
                        criterion=_choice(study, "study", "criterion", CRITERIA, "cnr"),
@@ -258,6 +400,23 @@ class StudyResult:
         return float(values[hit[0]]) if hit.size else float("nan")
 
 
+def estimate_photons(config: StudyConfig, n_depths: int) -> tuple[int, int]:
+    """Photons ``n_depths`` depths launch: (every probe's target resolved at once, every probe
+    raised to max_emission_photons)."""
+    probes = len(config.probes)
+    return (n_depths * (config.photons + probes * config.emission_photons),
+            n_depths * (config.photons + probes * _emission_ladder(config)))
+
+
+def _emission_ladder(config: StudyConfig) -> int:
+    """Emission photons of one probe raised (x4) up to the cap: every attempt is run."""
+    n, total = config.emission_photons, config.emission_photons
+    while n < config.max_emission_photons:
+        n = min(4 * n, config.max_emission_photons)
+        total += n
+    return total
+
+
 # --- running -------------------------------------------------------------------------------------
 def run_study(config: StudyConfig, backend=None, done: StudyResult | None = None, on_depth=None,
               progress=None) -> StudyResult:
@@ -281,7 +440,7 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
     scene = config.scene(depth_mm)
     if scene.target is None or not scene.target.any():
         raise ConfigError(f"phantom: {config.phantom} defines no target to label")
-    centre = _target_centre(scene)
+    centre = target_centre(scene)
     excitation = config.excitation_for(centre)
     cameras = {p.name: config.camera_for(p, centre) for p in config.probes}
     scene.fluorophores = []
@@ -331,7 +490,7 @@ def _contrast(image, target, ring) -> float:
     return float(image[target].mean() - image[ring].mean())
 
 
-def _target_centre(scene) -> tuple[float, float]:
+def target_centre(scene) -> tuple[float, float]:
     """(x, y) in mm of the target's centroid: the camera and the beam are centred on it."""
     idx = np.argwhere(scene.target)
     voxel = np.broadcast_to(np.asarray(scene.voxel_size, dtype=np.float64), (3,))

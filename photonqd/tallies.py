@@ -64,10 +64,10 @@ class TallyLayout:
         """Refuse a layout the kernel's 32-bit indices cannot address, before anything is allocated."""
         if self.size > MAX_INDEX:
             raise ValueError(
-                f"tallies: {self.size} entries ({self.n_voxels} voxels x "
-                f"{self.off_scalar // self.n_voxels} volume tallies + {self.map_pixels} exit-map "
+                f"tallies: {self.size} entries (medium: {self.n_voxels} voxels x "
+                f"{self.off_scalar // self.n_voxels} volume tallies + {self.map_pixels} exit_map "
                 f"pixels) exceed the kernel's limit of {MAX_INDEX}; use fewer voxels, fewer "
-                "fluorophore species, fluence=False or a smaller exit map")
+                "fluorophore species, fluence=False or a smaller exit_map")
 
 
 class ExactSum:

@@ -57,7 +57,8 @@ def test_no_fluorophore_no_quantum_yield_no_band_no_signal(backend):
     dark_qd = dataclasses.replace(qd_preset("pbs_cds_1300"), quantum_yield=0.0)
     dark = scene(qd=dark_qd).run(EXCITATION, camera(), photons=300, backend=backend)
     assert dark.signal_per_photon.sum() == 0 and dark.emitted[0] == 0
-    off_band = scene().run(EXCITATION, camera(band=(700, 800)), photons=300, backend=backend)
+    with pytest.warns(UserWarning, match="emission_filter"):
+        off_band = scene().run(EXCITATION, camera(band=(700, 800)), photons=300, backend=backend)
     assert off_band.band_fraction[0] < 1e-12 and off_band.signal_per_photon.sum() < 1e-15
 
 

@@ -1,9 +1,14 @@
 """Depth study: configuration checks, end-to-end runs, HDF5 round trip, resume, CLI and plots."""
 
+import os
+import stat
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
 
+from photonqd.backends import get_backend
 from photonqd.cli import main
 from photonqd.io import load, save
 from photonqd.study import ConfigError, default_config_text, parse_config, run_study
@@ -131,8 +136,10 @@ def test_interrupted_study_resumes(fast_backend, tmp_path, capsys):
     class Interrupt(Exception):
         pass
 
+    device = get_backend(fast_backend).device
+
     def save_then_stop(result):
-        save(result, out, {"backend": fast_backend, "device": "test"})
+        save(result, out, {"backend": fast_backend, "device": device})
         raise Interrupt
 
     with pytest.raises(Interrupt):
@@ -168,3 +175,194 @@ def test_emission_photons_grow_until_the_contrast_is_resolved(fast_backend):
         assert img.emission_photons in (300, 1200, 4800)
         assert img.signal_rel_error <= 0.3 or img.emission_photons == 4800
     assert any(img.emission_photons > 300 for img in result.images)
+
+
+# --- reliability: everything a study needs is checked before anything runs ----------------------
+@pytest.mark.parametrize("change,key", [
+    (('phantom = "skin_tumour"', 'phantom = ["skin_tumour"]'), "study.phantom"),
+    (("pixels = 12", "pixels = nan"), "camera.pixels"),
+    (("radius_mm = 0.5", 'radius_mm = "big"'), "phantom.radius_mm"),
+    (("voxel_size = [0.5, 0.5, 0.25]", "voxel_size = [0.25, 0.25]"), "phantom.voxel_size"),
+    (("voxel_size = [0.5, 0.5, 0.25]", "voxel_size = 0.0001"), r"phantom.voxel_size: .* GiB"),
+    (("radius_mm = 0.5", "radius_mm = 0.5\ndepth_mm = 2"), "phantom.depth_mm: set by study"),
+    (("radius_mm = 0.5", "radius_mm = 0.5\nlayers = 3"), "phantom.layers"),
+    (("depths_mm = [1.0, 2.0]", "depths_mm = [1.0, 20.0]"), r"depth_mm = 20"),      # F5
+    (("depths_mm = [1.0, 2.0]", f"depths_mm = {[0.5 + i / 1000 for i in range(401)]}"), "at most 400"),
+    (("window_nm = [820, 900]", "window_nm = [400, 450]"), r"probe\[0\].window_nm: .* emission"),
+    (("field_of_view_mm = 6", "field_of_view_mm = 100"), "camera.field_of_view_mm"),
+    (("pixels = 12", "pixels = 1"), "camera.background_annulus_mm: no pixel"),
+    (('name = "NIR-I"', "name = {a = 1}"), r"probe\[0\].name"),
+    (('[[probe]]\nname = "NIR-I"', "probe = 3\n[[probx]]\nname = 1"), "config: unknown key"),
+])
+def test_bad_study_is_refused_before_anything_runs(change, key):
+    assert change[0] in SMALL
+    with pytest.raises(ConfigError, match=key):
+        parse_config(SMALL.replace(*change))
+
+
+@pytest.mark.parametrize("text,key", [
+    ("study = []", "study: expected a table"),
+    ("camera = 0.0\n[study]\ndepths_mm = [1]", "camera: expected a table"),
+    ("probe = [1, 2]\n[study]\ndepths_mm = [1]", r"probe\[0\]: expected a \[\[probe\]\] table"),
+])
+def test_sections_that_are_not_tables(text, key):
+    with pytest.raises(ConfigError, match=key):
+        parse_config(text)
+
+
+def test_scalar_size_is_accepted_by_every_phantom():
+    cfg = parse_config(SMALL.replace("size_mm = [6.0, 6.0, 4.0]", "size_mm = 6.0"))
+    assert cfg.scene(1.0).labels.shape == (12, 12, 24)
+
+
+def test_missing_mie_is_named_before_transport(monkeypatch):
+    """The Intralipid example needs Mie theory for the NIR-II window: without miepython the
+    configuration is refused up front, naming the probe and the extra to install (F6)."""
+    import sys
+    text = (Path(__file__).parents[1] / "examples" / "intralipid_capillary_study.toml").read_text()
+    monkeypatch.setitem(sys.modules, "miepython", None)  # import miepython -> ImportError
+    with pytest.raises(ConfigError, match=r"probe\[1\].window_nm: .*photonqd\[mie\]"):
+        parse_config(text)
+
+
+def test_qd_extrapolation_is_in_the_provenance(fast_backend):
+    """QDs excited through the stored fluence at 350 nm (outside the measured range) are listed as
+    extrapolated in the study's provenance, not only warned about (F10)."""
+    text = SMALL.replace("depths_mm = [1.0, 2.0]", "depths_mm = [1.0]").replace(
+        "wavelength_nm = 808", "wavelength_nm = 350")
+    result = run_study(parse_config(text, photons=300), fast_backend)
+    assert any("epsilon_qd" in q for q in result.provenance["extrapolated_quantities"])
+
+
+def _stored_study(path, backend="numpy", device="CPU (NumPy reference)", depths=(1.0,)):
+    """A results file of SMALL with synthetic images (no transport), as the CLI would write it."""
+    from photonqd.metrics import TargetMetrics, UNITS
+    from photonqd.study import ProbeImage, StudyResult
+    cfg = parse_config(SMALL)
+    result = StudyResult(cfg)
+    for d in depths:
+        for p in cfg.probes:
+            img = np.full((12, 12), d)
+            result.images.append(ProbeImage(d, p.name, img, img, img, img,
+                                            TargetMetrics(**{k: 1.0 for k in UNITS}), 0.1, 1.0, 600))
+    save(result, path, {"backend": backend, "device": device})
+    return result
+
+
+def test_depths_are_appended_without_rewriting_earlier_ones(tmp_path):
+    from photonqd.io import append_depth
+    path = tmp_path / "r.h5"
+    result = _stored_study(path)
+    with h5py.File(path, "r") as f:
+        offset = f["images/0000/signal_e"].id.get_offset()
+    cfg = result.config
+    extra = [type(result.images[0])(2.0, p.name, *(np.full((12, 12), 2.0),) * 4, result.images[0].metrics,
+                                    0.1, 1.0, 600) for p in cfg.probes]
+    result.images.extend(extra)
+    append_depth(result, path, 2.0)
+    with h5py.File(path, "r") as f:
+        assert f["images/0000/signal_e"].id.get_offset() == offset  # untouched
+        assert all(f["images"][k].attrs["complete"] for k in f["images"])
+        # a depth being written when the run stopped: its groups are not flagged complete
+        f.close()
+    with h5py.File(path, "r+") as f:
+        f["images/0003"].attrs["complete"] = False
+    loaded, _ = load(path)
+    assert loaded.completed_depths() == [1.0]
+    # resuming rewrites that depth: no duplicate images
+    append_depth(result, path, 2.0)
+    loaded, _ = load(path)
+    assert loaded.completed_depths() == [1.0, 2.0] and len(loaded.images) == 4
+
+
+def test_resume_refuses_another_version_commit_or_device(tmp_path, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    path = tmp_path / "r.h5"
+    for key, value in (("photonqd_version", "0.0.1"), ("git_commit", "0" * 40), ("device", "a GPU")):
+        _stored_study(path)
+        with h5py.File(path, "r+") as f:
+            f.attrs[key] = value
+        assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 2
+        err = capsys.readouterr().err
+        assert key in err and len(err.strip().splitlines()) == 1
+        with h5py.File(path, "r") as f:
+            assert f.attrs[key] == value  # never relabelled
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda f: f.attrs.__setitem__("version", "one"), "version"),
+    (lambda f: f.attrs.__setitem__("seed", np.nan), "seed"),
+    (lambda f: f.__delitem__("config"), "config"),
+    (lambda f: f["images/0000"].attrs.__delitem__("cnr"), "cnr"),
+])
+def test_damaged_results_file_names_what_is_wrong(tmp_path, capsys, damage, match):
+    path = tmp_path / "r.h5"
+    _stored_study(path)
+    with h5py.File(path, "r+") as f:
+        damage(f)
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreadable_files_give_one_line(tmp_path, capsys):
+    good = tmp_path / "good.h5"
+    _stored_study(good)
+    (tmp_path / "text.h5").write_text("hi")
+    (tmp_path / "cut.h5").write_bytes(good.read_bytes()[:3000])
+    (tmp_path / "empty.h5").write_bytes(b"")
+    for name in ("text.h5", "cut.h5", "empty.h5", "."):
+        assert main(["show", str(tmp_path / name)]) == 2
+    config = tmp_path / "c.toml"
+    config.write_bytes("# é\n".encode("utf-16"))
+    assert main(["run", str(config)]) == 2
+    assert main(["run", str(tmp_path)]) == 2
+    config.write_text(SMALL)
+    assert main(["run", str(config), "-o", str(tmp_path / "text.h5"), "--backend", "numpy"]) == 2
+    assert main(["run", str(config), "-o", str(tmp_path), "--backend", "numpy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 8 and all(line.startswith("photonqd ") for line in err)
+    assert (tmp_path / "text.h5").read_text() == "hi"
+
+
+def test_stale_temporaries_are_removed_and_files_follow_the_umask(tmp_path):
+    path = tmp_path / "r.h5"
+    stale, fresh = tmp_path / ".r.h5.old.tmp", tmp_path / ".r.h5.new.tmp"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(stale, (0, 0))
+    old = os.umask(0o022)
+    try:
+        _stored_study(path)
+    finally:
+        os.umask(old)
+    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a running save
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path, capsys, monkeypatch):
+    import photonqd.study as study
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    path = tmp_path / "r.h5"
+    _stored_study(path, depths=(1.0,))
+    real = study.run_depth
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "run_depth", interrupt)
+    assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"interrupted; 1 depths kept in {path}, rerun to resume" in err
+    assert "running on NumPy" in err and "pocl-opencl-icd" in err  # the time estimate came first
+
+    calls = []
+    monkeypatch.setattr(study, "run_depth", lambda config, depth, *a, **k: calls.append(depth) or [
+        study.ProbeImage(depth, p.name, *(np.zeros((12, 12)),) * 4, load(path)[0].images[0].metrics,
+                         0.1, 1.0, 600) for p in config.probes])
+    assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 0
+    assert calls == [2.0] and "1/1 2 mm saved" in capsys.readouterr().err
+    assert real is not None

@@ -263,6 +263,14 @@ class Simulation:
                                  f"(mu_s = 0 in bin {b}) and whose index {n:g} traps a share of the photons "
                                  f"by total internal reflection; set time_gate_ns or give label {lab} mu_s > 0")
 
+    def program_source(self, backend: str = "opencl") -> str:
+        """The complete kernel program this simulation compiles on ``backend`` ("opencl" or
+        "cuda"): prelude, generated #defines, RNG and transport, for reading or debugging."""
+        if backend not in ("opencl", "cuda"):
+            raise ValueError(f"backend: 'opencl' or 'cuda' (the NumPy reference compiles nothing), got {backend!r}")
+        self.check()
+        return build_plan(self).source_text(f"prelude_{backend}.h")
+
     def run(self, backend=None, progress: Callable[[int, int], None] | None = None) -> Result:
         """Run on ``backend`` (name, instance or None for auto) and return normalised tallies.
 

@@ -123,3 +123,13 @@ def test_opencl_kernel_agrees_with_the_host():
     for arg, t in zip(abi.KERNEL_ARGS, types):
         assert t.rstrip("*").strip() == arg.ctype, (arg.name, t)
         assert t.endswith("*") == (arg.role != "scalar"), (arg.name, t)
+
+
+def test_program_source_is_the_generated_program():
+    m = pq.Medium.uniform((3, 3, 3), 1.0, 0.1, 1.0, 0.9, 1.4)
+    sim = pq.Simulation(m, pq.PencilBeam((1, 1, 0)), photons=10)
+    text = sim.program_source("cuda")
+    assert "#define PQ_CUDA 1" in text and "#define PQ_TRANSPORT_PARAMS" in text
+    assert f"#define TALLY_STOPPED {abi.SCALAR_SLOTS['STOPPED']}" in text
+    with pytest.raises(ValueError, match="backend"):
+        sim.program_source("numpy")

@@ -119,9 +119,8 @@ def test_henyey_greenstein(backend, g, incoming):
 
 
 # --- sources -------------------------------------------------------------------------------------
-def _launch(backend, source, **options):
-    sim = pq.Simulation(pq.Medium.uniform((6, 6, 6), 1.0, 0.1, 1.0, 0.9, 1.4), source, photons=N,
-                        seed=SEED, **options)
+def _launch(backend, source):
+    sim = pq.Simulation(pq.Medium.uniform((6, 6, 6), 1.0, 0.1, 1.0, 0.9, 1.4), source, photons=N, seed=SEED)
     return df.launch(backend, sim, N)
 
 
@@ -168,11 +167,12 @@ def test_rectangle_is_uniform(backend):
 
 # --- emission: alias table over voxels, wavelength-bin CDF ---------------------------------------
 SHAPE = (4, 5, 3)
-BIN_WEIGHTS = (0.1, 0.0, 2.0, 0.5, 1.2, 0.002)   # an empty bin and one pooled with others
+BIN_WEIGHTS = (0.1, 0.0, 2.0, 0.5, 1.2, 0.002)   # an empty bin, and a small last one
 
 
 def emission_density():
-    """Emitting voxels with weights over four decades, some empty, a few expected < 5 photons."""
+    """Emitting voxels with weights over five decades, some empty, two expected to receive fewer
+    than 5 photons (pooled by the chi-square)."""
     rng = np.random.default_rng(11)
     density = rng.gamma(0.7, size=SHAPE)
     density[rng.random(SHAPE) < 0.15] = 0.0

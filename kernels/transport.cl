@@ -156,15 +156,20 @@ typedef struct {
     float hg_d, hg_e;            /* 1 + g^2, 1 / (2 g) (0 for isotropic scattering) */
 } pq_label;
 
-PQ_DEVICE void pq_label_load(pq_label *l, PQ_GLOBAL const float *opt, int label)
+/* The Henyey-Greenstein constants of asymmetry g. */
+PQ_DEVICE void pq_label_hg(pq_label *l, float g)
 {
-    l->mua = opt[label * 4]; l->mus = opt[label * 4 + 1];
-    float g = opt[label * 4 + 2];
-    l->g = g; l->n = opt[label * 4 + 3];
-    l->inv_mus = pq_recip(l->mus);
-    l->c_n = PQ_C0 / l->n; l->n_c = l->n / PQ_C0;
+    l->g = g;
     l->hg_a = 1.0f - g * g; l->hg_b = 1.0f - g; l->hg_c = 2.0f * g;
     l->hg_d = 1.0f + g * g; l->hg_e = PQ_FABS(g) < 1.0e-6f ? 0.0f : 1.0f / (2.0f * g);
+}
+
+PQ_DEVICE void pq_label_load(pq_label *l, PQ_GLOBAL const float *opt, int label)
+{
+    l->mua = opt[label * 4]; l->mus = opt[label * 4 + 1]; l->n = opt[label * 4 + 3];
+    l->inv_mus = pq_recip(l->mus);
+    l->c_n = PQ_C0 / l->n; l->n_c = l->n / PQ_C0;
+    pq_label_hg(l, opt[label * 4 + 2]);
 }
 
 /* Henyey-Greenstein deflection and rotation of u (two draws: cos theta, then phi). */

@@ -76,6 +76,9 @@ EVENTS = {name: code for code, name in enumerate(
 TRACE_FIELDS = ("x", "y", "z", "ux", "uy", "uz", "weight", "event")
 #: One row of the detected-photon record (floats).
 RECORD_FIELDS = ("x", "y", "ux", "uy", "uz", "bin", "weight", "time_ns")
+#: One row written by the test kernel pq_test_launch (kernels/test_functions.cl): a launched
+#: photon's position, direction, wavelength bin and voxel index (-1 unless the source sets it).
+LAUNCH_SAMPLE_FIELDS = ("x", "y", "z", "ux", "uy", "uz", "bin", "ix", "iy", "iz")
 
 # --- parameter vectors ---------------------------------------------------------------------------
 #: Float parameters (name, width); FP_<NAME> is the offset of the first element.
@@ -146,7 +149,8 @@ def constant_defines() -> dict:
     """Every constant the kernel shares with Python, as #define name -> value."""
     d = {"PQ_C0": f"{C0_MM_PER_NS!r}f", "PQ_FIX_W": f"{FIX_WEIGHT!r}f", "PQ_FIX_L": f"{FIX_TRACK!r}f",
          "PQ_MAX_ROULETTE_GAIN": f"{MAX_ROULETTE_GAIN!r}f",
-         "PQ_TRACE_WIDTH": len(TRACE_FIELDS), "PQ_RECORD_WIDTH": len(RECORD_FIELDS)}
+         "PQ_TRACE_WIDTH": len(TRACE_FIELDS), "PQ_RECORD_WIDTH": len(RECORD_FIELDS),
+         "PQ_LAUNCH_SAMPLE_WIDTH": len(LAUNCH_SAMPLE_FIELDS)}
     d.update({f"BC_{name.upper()}": code for name, code in BC_CODES.items()})
     d.update({f"SRC_{name.upper()}": code for name, code in SOURCE_CODES.items()})
     d.update({f"TALLY_{k}": v for k, v in SCALAR_SLOTS.items()})

@@ -45,12 +45,15 @@ def test_preludes_define_the_same_names():
     assert ocl - {"PQ_OPENCL"} == cuda - {"PQ_CUDA"}
 
 
-def test_every_macro_the_kernel_uses_is_defined():
-    """Every upper-case identifier of transport.cl comes from the preludes, rng.h, the
-    generated block or the kernel itself (a typo or a forgotten constant fails here)."""
-    text = _kernel_text("transport.cl")
-    known = (_defined(text) | _defined(_kernel_text("prelude_opencl.h")) | _defined(_kernel_text("rng.h"))
-             | set(_plan().defines()) | {k.split("(")[0] for k in abi.argument_defines()})
+@pytest.mark.parametrize("name", ["transport.cl", "test_functions.cl"])
+def test_every_macro_the_kernel_uses_is_defined(name):
+    """Every upper-case identifier of transport.cl (and of the test kernels compiled after it)
+    comes from the preludes, rng.h, the generated block or transport.cl itself (a typo or a
+    forgotten constant fails here)."""
+    text = _kernel_text(name)
+    known = (_defined(_kernel_text("transport.cl")) | _defined(_kernel_text("prelude_opencl.h"))
+             | _defined(_kernel_text("rng.h")) | set(_plan().defines())
+             | {k.split("(")[0] for k in abi.argument_defines()})
     used = set(re.findall(r"\b([A-Z][A-Z0-9_]{2,})\b", re.sub(r"/\*.*?\*/", "", text, flags=re.S)))
     assert used <= known, sorted(used - known)
 

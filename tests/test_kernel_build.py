@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import photonqd as pq
+from photonqd.device_functions import TEST_KERNELS
 from photonqd.kernel_source import build_plan, rng_program
 
 NVCC = shutil.which("nvcc")
@@ -18,14 +19,14 @@ SOURCES = [pq.PencilBeam((2, 2, 0)), pq.GaussianBeam((2, 2, 0), waist=1.0), pq.D
            pq.RectangleSource((0, 0, 0), edge1=(2, 0, 0), edge2=(0, 2, 0)), pq.IsotropicPoint((2, 2, 2))]
 
 
-def program(source, all_features):
+def program(source, all_features, kernels=()):
     m = pq.Medium.uniform((4, 4, 4), 1.0, 0.1, 1.0, 0.9, 1.4,
                           boundary={"x-": "cyclic", "x+": "cyclic", "y-": "mirror"})
     extra = dict(time_gate_ns=1.0, exit_map=pq.ExitMap.covering(m), trace_photons=(0,)) if all_features \
         else dict(fluence=False)
     sim = pq.Simulation(m, source, photons=10, **extra)
     sim.check()
-    return build_plan(sim).source_text("prelude_cuda.h")
+    return build_plan(sim).source_text("prelude_cuda.h", extra=kernels)
 
 
 def nvcc_compile(tmp_path, text, name):
@@ -37,7 +38,7 @@ def nvcc_compile(tmp_path, text, name):
     assert out.returncode == 0, out.stderr
 
 
-def fluorescence_program():
+def fluorescence_program(extra=()):
     """Fluorophore species, a voxel emission source and the detected-photon record."""
     conc = np.ones((2, 4, 4, 4), np.float32)
     m = pq.Medium(np.ones((4, 4, 4), np.uint8), 1.0, [[[0, 0, 0, 1], [0.1, 1.0, 0.9, 1.4]]] * 2,
@@ -46,7 +47,7 @@ def fluorescence_program():
     sim = pq.Simulation(m, source, photons=10, rng_stream=1,
                         exit_map=pq.ExitMap((4, 4), 1.0, bin_efficiency=[0.0, 0.5], record_capacity=8))
     sim.check()
-    return build_plan(sim).source_text("prelude_cuda.h")
+    return build_plan(sim).source_text("prelude_cuda.h", extra=extra)
 
 
 @needs_nvcc
@@ -57,6 +58,14 @@ def test_cuda_source_compiles(tmp_path, all_features):
     nvcc_compile(tmp_path, rng_program("prelude_cuda.h"), "rng")
     if all_features:
         nvcc_compile(tmp_path, fluorescence_program(), "fluorescence")
+
+
+@needs_nvcc
+def test_cuda_test_kernels_compile(tmp_path):
+    """kernels/test_functions.cl (tests/test_samplers.py) after every source's transport program."""
+    for i, source in enumerate(SOURCES):
+        nvcc_compile(tmp_path, program(source, False, kernels=TEST_KERNELS), f"test_functions{i}")
+    nvcc_compile(tmp_path, fluorescence_program(extra=TEST_KERNELS), "test_functions_emission")
 
 
 def test_opencl_runs_for_real_in_ci():

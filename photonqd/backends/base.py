@@ -49,6 +49,14 @@ class Backend(Protocol):
         """First ``count`` random words (or uniforms) of each photon's stream, for cross-checks."""
 
 
+def kernel_arguments(buffers: dict, seed: int, first: int, n: int) -> list:
+    """pq_transport's arguments in KERNEL_ARGS order: the device ``buffers`` by name, then the
+    seed, the launch's first photon index and its photon count as uint32 words."""
+    scalars = {"seed_lo": seed & 0xFFFFFFFF, "seed_hi": seed >> 32,
+               "first_lo": first & 0xFFFFFFFF, "first_hi": first >> 32, "n_photons": n}
+    return [buffers[a.name] if a.role != "scalar" else np.uint32(scalars[a.name]) for a in KERNEL_ARGS]
+
+
 class KernelRunner(abc.ABC):
     """Launch flow shared by the compiled backends: zero the outputs, launch persistent threads,
     read the tallies, trace and record back. Subclasses move memory and start the kernel."""
@@ -61,12 +69,7 @@ class KernelRunner(abc.ABC):
         plan = self.plan
         self._zero("tally")
         self._zero("work")
-        seed = plan.seed
-        scalars = {"seed_lo": seed & 0xFFFFFFFF, "seed_hi": seed >> 32,
-                   "first_lo": first & 0xFFFFFFFF, "first_hi": first >> 32, "n_photons": n}
-        args = [self.dev[a.name] if a.role != "scalar" else np.uint32(scalars[a.name])
-                for a in KERNEL_ARGS]
-        self._run(args, n)
+        self._run(kernel_arguments(self.dev, plan.seed, first, n), n)
         tally = self._download("tally")
         trace = None
         if len(plan.trace_ids):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import photonqd as pq
-from helpers import heterogeneous, zscore
+from photonqd.testing import heterogeneous, zscore
 
 TRACED = (0, 3, 77, 150, 199)
 
@@ -38,12 +38,12 @@ def region_tallies(result, labels):
 QUANTITIES = ["escaped z-", "escaped z+", "escaped x-", "escaped y+", "absorbed", "interactions"]
 
 
-def test_tallies_agree_statistically(fast_backend):
+def test_tallies_agree_statistically(fast_backend, budget):
     """Heterogeneous phantom with internal index mismatches: z-scores from batch means < 4."""
     medium = heterogeneous()
     src = pq.GaussianBeam((5, 5, 0), waist=1.5)
     runs = {}
-    for name, n in (("numpy", 20_000), (fast_backend, 200_000)):
+    for name, n in (("numpy", 20_000), (fast_backend, budget(kernel=200_000))):
         sim = pq.Simulation(medium, src, photons=n, batch_photons=n // 20, keep_batches=True,
                             seed=21 if name == "numpy" else 22)
         runs[name] = sim.run(name)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import photonqd as pq
-from helpers import zscore
 from photonqd.camera import Camera, EmissionFilter, Sensor
 from photonqd.fluorescence import Excitation, FluorescenceScene
 from photonqd.optics import qd_preset, tissue_preset
 from photonqd.optics.quantum_dots import GaussianEmission
 from photonqd.sources import VoxelEmission
+from photonqd.testing import zscore
 
 IDEAL = Sensor("ideal", np.array([300.0, 2000.0]), np.array([1.0, 1.0]), read_noise_e=0.0,
                dark_current_e_per_s=0.0)
@@ -62,7 +62,7 @@ def test_no_fluorophore_no_quantum_yield_no_band_no_signal(backend):
     assert off_band.band_fraction[0] < 1e-12 and off_band.signal_per_photon.sum() < 1e-15
 
 
-def test_band_fraction_weighting_is_unbiased(backend):
+def test_band_fraction_weighting_is_unbiased(backend, budget):
     """Sampling the spectrum inside the band with the band fraction as weight equals sampling the
     whole spectrum and filtering afterwards (z-score of the two exit-map totals)."""
     emission = GaussianEmission(1300.0, 120.0)
@@ -74,7 +74,7 @@ def test_band_fraction_weighting_is_unbiased(backend):
     density[2:4, 2:4, 1] = 1
     weights = np.array([emission.band_fraction(a, b) for a, b in zip(edges_full[:-1], edges_full[1:])])
     in_band = (centres > 1250) & (centres < 1400)
-    n = 4000 if backend == "numpy" else 100_000
+    n = budget(kernel=100_000)
     results = []
     for bin_weights, efficiency, stream in ((weights, in_band.astype(float), 1),
                                             (np.where(in_band, weights, 0), np.ones(8), 2)):
@@ -127,7 +127,7 @@ def test_point_emitter_escape_matches_diffusion_theory(fast_backend):
         assert r.diffuse_reflectance == pytest.approx(expected, rel=0.06)
 
 
-def test_numerical_aperture_acceptance_of_a_lambertian_source(backend):
+def test_numerical_aperture_acceptance_of_a_lambertian_source(backend, budget):
     """A thick, absorbing, clear, index-matched emitting layer radiates a Lambertian distribution:
     the fraction of its escaping light inside a cone of half-angle theta is sin^2 theta. The camera
     with NA 0.5 in air accepts theta = 30 deg: 25 %."""
@@ -136,7 +136,7 @@ def test_numerical_aperture_acceptance_of_a_lambertian_source(backend):
     cam = camera(na=0.5, shape=(1, 1), fov=200.0)
     exit_map = cam.exit_map(m)
     assert exit_map.half_angle_deg == pytest.approx(30.0)
-    n = 4000 if backend == "numpy" else 100_000
+    n = budget(kernel=100_000)
     r = pq.Simulation(m, VoxelEmission(density=np.ones((1, 1, 10)), bin_weights=[1]), photons=n,
                       exit_map=exit_map, rng_stream=1).run(backend)
     fraction = r.exit_map.sum() / r.diffuse_reflectance
@@ -169,11 +169,11 @@ def test_leakage_through_filter_optical_density(backend):
     assert res.leakage_per_photon.sum() == pytest.approx(1e-3 * unfiltered.exit_map.sum(), rel=1e-4)
 
 
-def test_cross_backend_fluorescence(fast_backend):
+def test_cross_backend_fluorescence(fast_backend, budget):
     """Small fluorescence phantom: excitation absorption by the QD and the emission image total
     agree between NumPy and the kernel backend within batch-means statistics."""
     totals = {}
-    for name, n in (("numpy", 20_000), (fast_backend, 200_000)):
+    for name, n in (("numpy", 20_000), (fast_backend, budget(kernel=200_000))):
         res = scene().run(EXCITATION, camera(), photons=n, backend=name, seed=3 if name == "numpy" else 4)
         totals[name] = (res.stage.result.mean_and_error("fluorophore 0"),
                         res.emission_results[0].mean_and_error("exit_map"))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import photonqd as pq
-from helpers import zscore
 from photonqd.sampling import alias_probabilities, alias_table
 from photonqd.sources import VoxelEmission
+from photonqd.testing import zscore
 
 OPTICS = np.array([[[0, 0, 0, 1], [0.05, 5, 0.8, 1.4]],
                    [[0, 0, 0, 1], [0.02, 4, 0.85, 1.4]],
@@ -43,11 +43,11 @@ def test_infinite_medium_species_share(backend):
     assert r.fluorophore_absorbed.sum() == pytest.approx(share * r.absorbed_fraction, rel=1e-5)
 
 
-def test_fluorophores_add_absorption_and_split_it(backend):
+def test_fluorophores_add_absorption_and_split_it(backend, budget):
     m = labelled_medium()
     plain = pq.Medium(m.labels, 1.0, OPTICS)
     src = pq.GaussianBeam((3, 3, 0), waist=1.0)
-    n = 3000 if backend == "numpy" else 50_000
+    n = budget(kernel=50_000)
     with_qd = pq.Simulation(m, src, photons=n).run(backend)
     without = pq.Simulation(plain, src, photons=n).run(backend)
     assert without.fluorophore_absorbed is None
@@ -79,14 +79,14 @@ def test_emission_photons_trace_like_the_reference(fast_backend):
     assert np.all((launch[:, 0] >= 2) & (launch[:, 0] <= 4) & (launch[:, 2] >= 1) & (launch[:, 2] <= 3))
 
 
-def test_emission_wavelength_bins_follow_the_weights(backend):
+def test_emission_wavelength_bins_follow_the_weights(backend, budget):
     """Two emission bins with identical optics make detection blind to the bin, so the detected
     photons' bins follow the weights 0.3 : 0.7 (binomial statistics, 4 standard errors)."""
     optics = np.array([[[0, 0, 0, 1], [0.05, 5, 0.8, 1.4]]] + [[[0, 0, 0, 1], [0.02, 4, 0.9, 1.4]]] * 2)
     m = pq.Medium(np.ones((4, 4, 4), np.uint8), 1.0, optics)
     density = np.zeros((4, 4, 4))
     density[1:3, 1:3, 0:2] = 1.0
-    n = 4000 if backend == "numpy" else 40_000
+    n = budget(kernel=40_000)
     exit_map = pq.ExitMap((4, 4), 1.0, record_capacity=n)
     r = pq.Simulation(m, VoxelEmission(density=density, bin_weights=[0.0, 0.3, 0.7]), photons=n,
                       exit_map=exit_map, rng_stream=1).run(backend)
@@ -97,8 +97,8 @@ def test_emission_wavelength_bins_follow_the_weights(backend):
     assert abs(zscore(frac, np.sqrt(0.7 * 0.3 / counts.sum()), 0.7)) < 4
 
 
-def test_bin_efficiency_weights_the_exit_map(backend):
-    n = 2000 if backend == "numpy" else 20_000
+def test_bin_efficiency_weights_the_exit_map(backend, budget):
+    n = budget(kernel=20_000)
     r = emission_run(backend, n, bin_efficiency=[0.0, 0.5, 1.0], record_capacity=n)
     eff = np.array([0.0, 0.5, 1.0])[r.detected["bin"]]
     assert r.exit_map.sum() == pytest.approx(np.sum(r.detected["weight"] * eff) / n, rel=1e-5)

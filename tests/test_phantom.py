@@ -151,10 +151,10 @@ def test_simulation_carries_the_gate_and_options():
     sim.check()
 
 
-def test_cube60_absorbs_mcx_reference_fraction(backend):
+def test_cube60_absorbs_mcx_reference_fraction(backend, budget):
     # few photons: a smoke test of the whole chain, within 4 upper-bound standard errors
     p = phantom.cube60()
-    photons = 300 if backend == "numpy" else 20_000
+    photons = budget(kernel=20_000, numpy=300)
     absorbed = p.simulation(photons, seed=1, fluence=False).run(backend).absorbed_fraction
     error = math.sqrt(p.reference_absorbed * (1 - p.reference_absorbed) / photons)
     assert abs(absorbed - p.reference_absorbed) < 4 * error

@@ -89,8 +89,8 @@ def test_bad_config_on_the_command_line(tmp_path, capsys):
     assert main(["show", str(tmp_path / "missing.h5")]) == 2
 
 
-def test_study_end_to_end_and_round_trip(backend, tmp_path):
-    cfg = parse_config(SMALL, photons=200 if backend == "numpy" else None)
+def test_study_end_to_end_and_round_trip(backend, budget, tmp_path):
+    cfg = parse_config(SMALL, photons=budget(kernel=600, numpy=50))
     result = run_study(cfg, backend)
     assert result.completed_depths() == [1.0, 2.0]
     assert len(result.images) == 4

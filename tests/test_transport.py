@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 import photonqd as pq
-from helpers import slab, zscore
-
-PHOTONS = {"numpy": 4000, "opencl": 100_000, "cuda": 400_000}
-
-
-def photons(backend, scale=1.0):
-    return int(PHOTONS[backend] * scale)
+from photonqd.testing import slab, zscore
 
 
 def test_energy_balance_is_exact(backend):
@@ -44,10 +38,11 @@ def test_specular_reflection_at_normal_incidence(backend):
     assert off.specular == 0.0
 
 
-def test_fresnel_sampled_at_exit_matches_slab_transmission(backend):
+def test_fresnel_sampled_at_exit_matches_slab_transmission(backend, budget):
     """Non-scattering slab n = 1.5 in air: T = (1-R)^2 e^-t / (1 - R^2 e^-2t) summed over bounces."""
     m = slab(mua=0.1, mus=0.0, g=0.0, n=1.5, thickness=3.0)
-    r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=photons(backend), batch_photons=photons(backend) // 10).run(backend)
+    n = budget(kernel=100_000)
+    r = pq.Simulation(m, pq.PencilBeam((50, 50, 0)), photons=n, batch_photons=n // 10).run(backend)
     R, a = 0.04, math.exp(-0.3)
     expected_t = (1 - R) ** 2 * a / (1 - R**2 * a**2)
     expected_r = R + R * (1 - R) ** 2 * a**2 / (1 - R**2 * a**2)
@@ -65,9 +60,9 @@ def test_time_gate_stops_photons_at_t_max(backend):
     assert r.transmittance == 0.0
 
 
-def test_mirror_and_cyclic_sides_agree(backend):
+def test_mirror_and_cyclic_sides_agree(backend, budget):
     """A laterally uniform slab gives the same reflectance with mirror or cyclic side faces."""
-    n = photons(backend, 0.5)
+    n = budget(kernel=50_000)
     values = []
     for side in ("mirror", "cyclic"):
         m = slab(mua=0.1, mus=5.0, g=0.8, n=1.4, thickness=1.0, side=side, width=0.7)
@@ -86,11 +81,11 @@ def test_exit_map_sums_to_diffuse_reflectance(backend):
     assert r.exit_map[:4, :4].sum() > r.exit_map[4:, 4:].sum()  # brightest around the beam
 
 
-def test_exit_map_acceptance_cone(backend):
+def test_exit_map_acceptance_cone(backend, budget):
     """Isotropic point in a clear, index-matched layer: escape within a cone of half-angle theta
     through the top face is (1 - cos theta) / 2 of all photons (binomial statistics)."""
     m = pq.Medium.uniform((1, 1, 1), (1000.0, 1000.0, 1.0), 0.0, 0.0, 0.0, 1.0)
-    n = photons(backend)
+    n = budget(kernel=100_000)
     cone = pq.ExitMap((1, 1), 1000.0, half_angle_deg=60.0)
     r = pq.Simulation(m, pq.IsotropicPoint((500, 500, 0.5)), photons=n, exit_map=cone).run(backend)
     p = (1 - math.cos(math.radians(60))) / 2

@@ -1,0 +1,65 @@
+"""Test support: photon budgets per backend, small reference media and z-scores.
+
+Used by photonqd's own tests (and usable by anyone testing code built on photonqd), in the way
+``numpy.testing`` or ``cupy.testing`` serve their projects. Nothing here is needed at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .medium import Medium
+
+#: NumPy runs a test at 1/NUMPY_DIVISOR of the kernel backends' photons, at most NUMPY_CAP photons.
+NUMPY_DIVISOR = 25
+NUMPY_CAP = 4000
+#: CUDA devices run this many times the OpenCL figure: it costs them nothing and adds power.
+CUDA_FACTOR = 4
+
+
+def photon_budget(backend: str, kernel: int, numpy: int | None = None) -> int:
+    """Photons a statistical test launches on ``backend``.
+
+    ``kernel`` is the count the test needs for its power on OpenCL (PoCL on two CPU cores must run
+    it in seconds); CUDA runs CUDA_FACTOR times that; the NumPy reference runs ``numpy`` if given
+    (for photons that are costly in NumPy), else kernel / NUMPY_DIVISOR capped at NUMPY_CAP.
+    """
+    if not (isinstance(kernel, (int, np.integer)) and kernel >= 1):
+        raise ValueError(f"kernel: photons must be an integer >= 1, got {kernel!r}")
+    if backend == "numpy":
+        n = numpy if numpy is not None else min(kernel // NUMPY_DIVISOR, NUMPY_CAP)
+        return max(int(n), 1)
+    if backend == "cuda":
+        return int(kernel) * CUDA_FACTOR
+    return int(kernel)
+
+
+class Budget:
+    """``budget(kernel=100_000)``: :func:`photon_budget` for one backend, as the tests' fixture."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+
+    def __call__(self, kernel: int, numpy: int | None = None) -> int:
+        return photon_budget(self.backend, kernel, numpy)
+
+
+def zscore(a, sa, b, sb=0.0):
+    """(a - b) in units of the combined standard error of two independent estimates."""
+    return (a - b) / np.sqrt(np.square(sa) + np.square(sb))
+
+
+def slab(mua, mus, g, n, thickness, n_ambient=1.0, side="mirror", width=100.0) -> Medium:
+    """A laterally infinite slab: one voxel with mirror (or cyclic) side faces."""
+    optics = [[0, 0, 0, n_ambient], [mua, mus, g, n]]
+    return Medium(np.ones((1, 1, 1), np.uint8), (width, width, thickness), optics,
+                  n_ambient=n_ambient, boundary={f: side for f in ("x-", "x+", "y-", "y+")})
+
+
+def heterogeneous() -> Medium:
+    """Three tissues with internal index mismatches and unequal voxel sizes."""
+    labels = np.ones((10, 10, 10), np.uint8)
+    labels[3:7, 3:7, 2:6] = 2
+    labels[:, :, 7:] = 3
+    optics = [[0, 0, 0, 1], [0.02, 2.0, 0.8, 1.37], [0.1, 5.0, 0.9, 1.5], [0.01, 1.0, 0.0, 1.33]]
+    return Medium(labels, (1.0, 1.0, 0.8), optics)

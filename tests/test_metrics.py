@@ -1,0 +1,181 @@
+"""Image metrics (photonqd.metrics) and the max-depth rule (StudyResult.max_depth) on constructed
+images and series whose answers are known in closed form."""
+
+import math
+
+import numpy as np
+import pytest
+
+from photonqd.camera import Camera, EmissionFilter, Sensor
+from photonqd.metrics import fwhm_mm, pixel_radius, regions, target_metrics
+from photonqd.noise import region_snr
+from photonqd.study import MAX_MC_ERROR, ProbeImage, StudyResult, default_config_text, parse_config
+
+READ_E, DARK_E_PER_S, EXPOSURE_S = 5.0, 100.0, 0.1
+FLOOR = DARK_E_PER_S * EXPOSURE_S + READ_E**2  # dark + read variance of one unbinned pixel, one read
+
+
+def camera(fov=10.0, pixels=50, centre=(5.0, 5.0)):
+    sensor = Sensor("flat", [400.0, 2000.0], [1.0, 1.0], READ_E, DARK_E_PER_S)
+    return Camera((fov, fov), (pixels, pixels), centre, 0.5, EmissionFilter(1250, 1400), sensor, EXPOSURE_S)
+
+
+def pixel_centres(cam):
+    """(x, y) of every pixel centre, brute force from the camera's geometry."""
+    (nx, ny), (fx, fy) = cam.binned_pixels, cam.field_of_view_mm
+    x = cam.centre_mm[0] - fx / 2 + (np.arange(nx) + 0.5) * fx / nx
+    y = cam.centre_mm[1] - fy / 2 + (np.arange(ny) + 0.5) * fy / ny
+    return np.meshgrid(x, y, indexing="ij")
+
+
+def gaussian(cam, centre, sigma, peak=1000.0):
+    x, y = pixel_centres(cam)
+    return peak * np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma**2))
+
+
+# --- apparent size ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [0.5, 0.8, 1.5])
+@pytest.mark.parametrize("centre", [(5.0, 5.0), (5.1, 4.93)], ids=["on-edge", "off-grid"])
+def test_gaussian_spot_fwhm_is_2_355_sigma(sigma, centre):
+    """A Gaussian is separable, so any row through it has FWHM = 2 sqrt(2 ln 2) sigma, also the row
+    nearest an off-grid centre; linear interpolation at the crossings (which reads a little wide) is
+    good to a quarter pixel for spots of 2.5 pixels sigma and more."""
+    cam = camera()
+    pixel = 10.0 / 50
+    spot = gaussian(cam, centre, sigma)
+    m = target_metrics(spot, np.zeros_like(spot), cam, centre, 0.5, (3.0, 4.5))
+    assert m.fwhm_mm == pytest.approx(2 * math.sqrt(2 * math.log(2)) * sigma, abs=0.25 * pixel)
+    # wider spots read wider; a spot twice as wide reads twice the width
+    wide = target_metrics(gaussian(cam, centre, 2 * sigma), np.zeros_like(spot), cam, centre, 0.5, (3.0, 4.5))
+    assert wide.fwhm_mm == pytest.approx(2 * m.fwhm_mm, abs=0.5 * pixel)
+
+
+def test_fwhm_of_a_box_profile_and_undefined_cases():
+    # a box 5 pixels wide: the half-maximum crossings lie halfway between the edge pixels' centres
+    assert fwhm_mm([0, 0, 1, 1, 1, 1, 1, 0, 0], 0.2) == pytest.approx(5 * 0.2)
+    assert math.isnan(fwhm_mm(np.ones(9), 0.2))            # flat: never falls to half
+    assert math.isnan(fwhm_mm([0, 0, 1, 1, 1], 0.2))       # no crossing on the right
+    assert math.isnan(fwhm_mm(np.zeros(9), 0.2))           # no signal
+    assert math.isnan(fwhm_mm([0, 1], 0.2))                # too short to have a width
+
+
+# --- regions -----------------------------------------------------------------------------------
+
+def test_target_disk_and_background_annulus_follow_pixel_centres():
+    cam = camera(centre=(4.0, 6.0))
+    centre = (4.03, 5.91)
+    target, ring = regions(cam, centre, 1.0, (2.0, 3.5))
+    x, y = pixel_centres(cam)
+    r = np.hypot(x - centre[0], y - centre[1])
+    assert np.array_equal(target, r <= 1.0)
+    assert np.array_equal(ring, (r >= 2.0) & (r <= 3.5))
+    assert np.array_equal(pixel_radius(cam, centre), r)
+    assert not (target & ring).any()
+    # areas: pi r^2 and the annulus, to the discretisation of 0.2 mm pixels
+    area = 0.2**2
+    assert target.sum() * area == pytest.approx(math.pi, rel=0.05)
+    assert ring.sum() * area == pytest.approx(math.pi * (3.5**2 - 2.0**2), rel=0.03)
+
+
+@pytest.mark.parametrize("centre", [(5.05, 4.93), (5.199, 5.001), (4.5, 4.5)])
+def test_sub_pixel_target_is_the_pixel_under_its_centre(centre):
+    """A target smaller than a pixel, wherever it sits, is the one pixel containing its centre."""
+    cam = camera(pixels=25)  # 0.4 mm pixels
+    target, _ = regions(cam, centre, 0.05, (2.0, 3.0))
+    assert target.sum() == 1
+    i, j = np.argwhere(target)[0]
+    assert i * 0.4 <= centre[0] < (i + 1) * 0.4 and j * 0.4 <= centre[1] < (j + 1) * 0.4
+
+
+def test_regions_reject_bad_radii_and_an_annulus_outside_the_view():
+    cam = camera()
+    with pytest.raises(ValueError, match="target_radius_mm"):
+        regions(cam, (5, 5), 2.0, (1.5, 3.0))
+    with pytest.raises(ValueError, match="target_radius_mm"):
+        regions(cam, (5, 5), 1.0, (3.0, 3.0))
+    with pytest.raises(ValueError, match="background_annulus_mm"):
+        regions(cam, (5, 5), 1.0, (20.0, 30.0))
+
+
+# --- contrast, CNR, SNR ------------------------------------------------------------------------
+
+def test_flat_image_has_no_contrast():
+    cam = camera()
+    signal, background = np.full((50, 50), 40.0), np.full((50, 50), 25.0)
+    m = target_metrics(signal, background, cam, (5, 5), 1.0, (3.0, 4.5))
+    assert m.cnr == 0 and m.contrast == 0 and m.sbr == pytest.approx(1.0)
+    assert math.isnan(m.fwhm_mm)
+    assert (m.signal_target_e, m.background_target_e) == (40.0, 25.0)
+
+
+def test_disk_target_metrics_in_closed_form():
+    """Signal S_t on the target disk, S_b elsewhere, background B everywhere: every metric by hand."""
+    cam = camera()
+    s_t, s_b, b = 900.0, 100.0, 400.0
+    target, ring = regions(cam, (5, 5), 1.0, (3.0, 4.5))
+    signal = np.where(target, s_t, s_b)
+    background = np.full(signal.shape, b)
+    m = target_metrics(signal, background, cam, (5, 5), 1.0, (3.0, 4.5))
+    assert m.sbr == pytest.approx((s_t + b) / (s_b + b))
+    assert m.contrast == pytest.approx((s_t - s_b) / (s_t + s_b + 2 * b))
+    assert m.cnr == pytest.approx((s_t - s_b) / math.sqrt(s_b + b + FLOOR))
+    n = target.sum()
+    assert m.snr == pytest.approx(n * s_t / math.sqrt(n * (s_t + b) + n * FLOOR))
+    assert m.snr == pytest.approx(region_snr(signal, background, target, cam))
+    # the CNR counts the QD signal only: background shaped like a target does not pose as one
+    bright_bg = np.where(target, 5 * b, b)
+    assert target_metrics(np.full(signal.shape, s_b), bright_bg, cam, (5, 5), 1.0, (3.0, 4.5)).cnr == 0
+
+
+def test_snr_matches_region_snr_on_a_noisy_spot():
+    cam = camera()
+    rng = np.random.default_rng(7)
+    signal = gaussian(cam, (5.0, 5.0), 0.8) + rng.uniform(0, 5, (50, 50))
+    background = rng.uniform(10, 30, (50, 50))
+    m = target_metrics(signal, background, cam, (5.0, 5.0), 1.0, (3.0, 4.5))
+    target, ring = regions(cam, (5.0, 5.0), 1.0, (3.0, 4.5))
+    assert m.snr == pytest.approx(region_snr(signal, background, target, cam), rel=1e-12)
+    assert m.cnr == pytest.approx((signal[target].mean() - signal[ring].mean())
+                                  / math.sqrt((signal + background)[ring].mean() + FLOOR))
+
+
+# --- max depth -----------------------------------------------------------------------------------
+
+def series(cnrs, errors=None, probe="NIR-II", depths=None):
+    """ProbeImages at depths 1, 2, ... mm with the given CNRs (other metrics irrelevant here)."""
+    depths = depths or [float(d + 1) for d in range(len(cnrs))]
+    errors = errors or [0.05] * len(cnrs)
+    images = []
+    for depth, cnr, err in zip(depths, cnrs, errors):
+        m = target_metrics(np.ones((4, 4)), np.ones((4, 4)), camera(fov=4.0, pixels=4, centre=(2, 2)),
+                           (2, 2), 0.5, (1.0, 2.0))
+        m.cnr = cnr
+        empty = np.zeros((4, 4))
+        images.append(ProbeImage(depth_mm=depth, probe=probe, signal_e=empty, background_e=empty,
+                                 signal_per_photon=empty, background_per_photon=empty, metrics=m,
+                                 signal_rel_error=err, seconds=0.0, emission_photons=1000))
+    return images
+
+
+def study(images):
+    cfg = parse_config(default_config_text())
+    assert (cfg.criterion, cfg.threshold) == ("cnr", 3.0)
+    return StudyResult(cfg, images=images)
+
+
+def test_max_depth_is_the_deepest_depth_with_detection_at_every_shallower_one():
+    assert study(series([10, 6, 3.0, 2.9])).max_depth("NIR-II") == 3.0      # threshold is inclusive
+    assert study(series([10, 6, 2, 4, 5])).max_depth("NIR-II") == 2.0       # a detection below a miss is noise
+    assert study(series([10, 8, 6])).max_depth("NIR-II") == 3.0             # detected throughout
+    assert math.isnan(study(series([2, 8])).max_depth("NIR-II"))            # not even the shallowest
+    # order of the images does not matter; probes are judged separately
+    mixed = series([10, 6, 2], depths=[3.0, 1.0, 2.0]) + series([1, 1], probe="NIR-I")
+    result = study(mixed)
+    assert result.max_depth("NIR-II") == 1.0 and math.isnan(result.max_depth("NIR-I"))
+
+
+def test_max_depth_stops_where_monte_carlo_did_not_resolve_the_contrast():
+    errors = [0.05, MAX_MC_ERROR, 0.05]
+    assert study(series([10, 9, 8], errors=errors)).max_depth("NIR-II") == 1.0
+    assert study(series([10, 9, 8], errors=[0.05, float("nan"), 0.05])).max_depth("NIR-II") == 1.0

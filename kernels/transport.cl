@@ -220,9 +220,34 @@ PQ_DEVICE void pq_isotropic(pq_photon *ph, pq_rng *rng)
     ph->uz = ct;
 }
 
+/* A direction about +z uniform in projected solid angle (cos theta dOmega) inside the cone
+ * sin^2 theta <= sin2_max: sin^2 theta is uniform in [0, sin2_max] (two draws: sin^2 theta, phi). */
+PQ_DEVICE void pq_cone(pq_photon *ph, float sin2_max, pq_rng *rng)
+{
+    float s2 = sin2_max * pq_uniform(rng);                       /* draw: sin^2 theta */
+    float phi = PQ_PI * (2.0f * pq_uniform(rng) - 1.0f);         /* draw: phi */
+    float st = PQ_SQRT(s2);
+    float cp, sp;
+    PQ_SINCOS(phi, &sp, &cp);
+    ph->ux = st * cp;
+    ph->uy = st * sp;
+    ph->uz = PQ_SQRT(1.0f - s2);
+}
+
+/* A wavelength bin from the CDF em_f32[m .. m + NBIN - 1]: the first bin whose CDF reaches xi. */
+PQ_DEVICE int pq_draw_bin(const pq_buffers *b, int m, pq_rng *rng)
+{
+    float xi = pq_uniform(rng);                                  /* draw: wavelength bin */
+    int bin = 0;
+    while (bin < b->ip[IP_NBIN] - 1 && xi > b->em_f32[m + bin]) ++bin;
+    return bin;
+}
+
 /* Position and direction from the source (draws as listed per source type). An emission source
  * (fluorescence) picks a voxel from an alias table over emitting voxels (em_u32: voxel indices,
- * then alias indices; em_f32: acceptance, then the wavelength-bin CDF). */
+ * then alias indices; em_f32: acceptance, then the wavelength-bin CDF). The camera source (the
+ * adjoint launch) starts on the z = 0 face, uniform over its footprint (a rectangle, or a point
+ * when both edges are zero), into the detector's cone, in a bin drawn from the CDF in em_f32. */
 PQ_DEVICE void pq_launch(pq_photon *ph, const pq_buffers *b, pq_rng *rng)
 {
     PQ_GLOBAL const float *fp = b->fp;
@@ -240,14 +265,18 @@ PQ_DEVICE void pq_launch(pq_photon *ph, const pq_buffers *b, pq_rng *rng)
     PQ_SINCOS(phi, &s, &c);
     c *= r;
     s *= r;
-#elif PQ_SOURCE == SRC_RECTANGLE
+#elif PQ_SOURCE == SRC_RECTANGLE || PQ_SOURCE == SRC_CAMERA
     float c = pq_uniform(rng);                                   /* draw: along edge 1 */
     float s = pq_uniform(rng);                                   /* draw: along edge 2 */
 #endif
-#if PQ_SOURCE == SRC_GAUSSIAN || PQ_SOURCE == SRC_DISK || PQ_SOURCE == SRC_RECTANGLE
+#if PQ_SOURCE == SRC_GAUSSIAN || PQ_SOURCE == SRC_DISK || PQ_SOURCE == SRC_RECTANGLE || PQ_SOURCE == SRC_CAMERA
     ph->x += c * fp[FP_SRC_E1] + s * fp[FP_SRC_E2];
     ph->y += c * fp[FP_SRC_E1 + 1] + s * fp[FP_SRC_E2 + 1];
     ph->z += c * fp[FP_SRC_E1 + 2] + s * fp[FP_SRC_E2 + 2];
+#if PQ_SOURCE == SRC_CAMERA
+    pq_cone(ph, fp[FP_SRC_SIN2], rng);
+    ph->bin = pq_draw_bin(b, 0, rng);
+#endif
 #elif PQ_SOURCE == SRC_ISOTROPIC
     pq_isotropic(ph, rng);
 #elif PQ_SOURCE == SRC_EMISSION
@@ -264,10 +293,7 @@ PQ_DEVICE void pq_launch(pq_photon *ph, const pq_buffers *b, pq_rng *rng)
     ph->y = ((float)ph->iy + pq_uniform(rng)) * fp[FP_DY];
     ph->z = ((float)ph->iz + pq_uniform(rng)) * fp[FP_DZ];
     pq_isotropic(ph, rng);
-    float xi = pq_uniform(rng);                                  /* draw: wavelength bin */
-    int bin = 0;
-    while (bin < ip[IP_NBIN] - 1 && xi > b->em_f32[m + bin]) ++bin;
-    ph->bin = bin;
+    ph->bin = pq_draw_bin(b, m, rng);
 #endif
     pq_direction_changed(ph);
 }
@@ -396,6 +422,7 @@ PQ_DEVICE int pq_enter(pq_photon *ph, const pq_grid *grid, const pq_buffers *b, 
  * absorption, per fluorophore species too. Settled when the photon leaves the voxel or ends. */
 typedef struct {
     int flat;
+    int off_fluence;     /* start of this photon's fluence volume (its wavelength bin's band) */
     pq_i64 fix_entry;
     float track;
     float mua, inv_mua;
@@ -435,7 +462,7 @@ PQ_DEVICE void pq_settle(pq_voxel_acc *acc, const pq_buffers *b, int n_voxels, p
                          PQ_TO_I64((float)deposit * (acc->mua_sp[sp] / acc->mua)));
 #endif
 #if PQ_FLUENCE
-    pq_tally_add(b->tally, b->ip[IP_OFF_FLUENCE] + acc->flat, PQ_TO_I64(acc->track * PQ_FIX_L));
+    pq_tally_add(b->tally, acc->off_fluence + acc->flat, PQ_TO_I64(acc->track * PQ_FIX_L));
 #endif
     (void)n_voxels;
 }
@@ -483,6 +510,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
     pq_label_load(&lab, opt, ph->label);
     const int stride_x = grid->ny * grid->nz, stride_y = grid->nz;
     pq_voxel_acc acc;
+    acc.off_fluence = ip[IP_OFF_FLUENCE] + b->fluence_band[ph->bin] * n_voxels;
     pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, lab.mua, pq_fix_w(ph->w));
     int interactions = 0, steps = 0;
     float gain = 0.0f;          /* net weight added by roulette survivals */

@@ -1,8 +1,9 @@
 """Single device functions of the transport kernel, run on any backend, for tests.
 
-``kernels/test_functions.cl`` wraps ``pq_scatter``, ``pq_isotropic`` and ``pq_launch`` in small
-kernels that run them for photons 0 .. n-1, each photon drawing from its own random stream
-(seed, photon index, stream) as ``pq_transport`` does. On the NumPy backend the same streams
+``kernels/test_functions.cl`` wraps ``pq_scatter``, ``pq_isotropic`` and ``pq_launch`` (every source
+kind, the camera launch's cone and bin draw included) in small kernels that run them for photons
+0 .. n-1, each photon drawing from its own random stream (seed, photon index, stream) as
+``pq_transport`` does. On the NumPy backend the same streams
 (``photonqd.rng.PhotonStreams``) feed the reference functions of ``photonqd.backends.reference``.
 So every backend's samplers can be held against the same distributions (tests/test_samplers.py).
 """

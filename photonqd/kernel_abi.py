@@ -21,7 +21,8 @@ BC_CODES = {name: code for code, name in enumerate(BOUNDARY_CONDITIONS)}
 #: Per-face boundary switch names (one compile-time macro per face).
 BC_SWITCHES = {"x-": "PQ_BC_XMIN", "x+": "PQ_BC_XMAX", "y-": "PQ_BC_YMIN", "y+": "PQ_BC_YMAX",
                "z-": "PQ_BC_ZMIN", "z+": "PQ_BC_ZMAX"}
-SOURCE_KINDS = ("pencil", "gaussian", "disk", "rectangle", "isotropic", "emission")
+#: "camera": the adjoint launch from a detector footprint on the z = 0 face (sources.CameraLaunch).
+SOURCE_KINDS = ("pencil", "gaussian", "disk", "rectangle", "isotropic", "emission", "camera")
 SOURCE_CODES = {name: code for code, name in enumerate(SOURCE_KINDS)}
 
 #: Most fluorophore species one medium may carry (the kernel keeps one register per species).
@@ -81,11 +82,12 @@ RECORD_FIELDS = ("x", "y", "ux", "uy", "uz", "bin", "weight", "time_ns")
 LAUNCH_SAMPLE_FIELDS = ("x", "y", "z", "ux", "uy", "uz", "bin", "ix", "iy", "iz")
 
 # --- parameter vectors ---------------------------------------------------------------------------
-#: Float parameters (name, width); FP_<NAME> is the offset of the first element.
+#: Float parameters (name, width); FP_<NAME> is the offset of the first element. SRC_SIN2: the
+#: camera launch's sin^2 of the cone half-angle in the ambient medium, (NA / n_ambient)^2.
 FLOAT_PARAMS = (("DX", 1), ("DY", 1), ("DZ", 1), ("N_AMBIENT", 1), ("T_GATE", 1),
                 ("ROULETTE_W", 1), ("ROULETTE_M", 1), ("SRC_POS", 3), ("SRC_DIR", 3),
                 ("SRC_E1", 3), ("SRC_E2", 3), ("SRC_SIZE", 1), ("MAP_X0", 1), ("MAP_Y0", 1),
-                ("MAP_PX", 1), ("MAP_PY", 1), ("MAP_COS", 1))
+                ("MAP_PX", 1), ("MAP_PY", 1), ("MAP_COS", 1), ("SRC_SIN2", 1))
 #: Integer parameters (int32); IP_<NAME> is the index. GATE_SLOT: scalar slot that receives a
 #: photon at the time gate (ALIVE for the user's gate, STOPPED for the flight-time guard).
 INT_PARAMS = ("NX", "NY", "NZ", "NLABEL", "NBIN", "SRC_BIN", "MAP_NX", "MAP_NY",
@@ -129,8 +131,10 @@ KERNEL_ARGS = (
     Arg("species_conc", "float", "in"),        # [species][voxel], µM
     Arg("species_mua", "float", "in"),         # [species][bin], 1/mm per µM
     Arg("em_u32", "pq_u32", "in"),             # emission: voxel indices, then alias indices
-    Arg("em_f32", "float", "in"),              # emission: alias acceptance, then bin CDF
+    Arg("em_f32", "float", "in"),              # emission: alias acceptance, then bin CDF;
+                                               # camera: the bin CDF (EM_COUNT = 0)
     Arg("bin_eff", "float", "in"),             # exit-map efficiency per wavelength bin
+    Arg("fluence_band", "int", "in"),          # fluence volume (band) of each wavelength bin
     Arg("trace_ids", "pq_u32", "in"),          # traced photon indices as (lo, hi) words
     Arg("tally", "pq_i64", "out"),             # fixed-point tallies (TallyLayout)
     Arg("trace", "float", "out"),              # [traced photon][event][TRACE_FIELDS]

@@ -90,7 +90,8 @@ def build_plan(sim) -> KernelPlan:
     nx, ny, nz = medium.shape
     exit_map = sim.exit_map
     layout = TallyLayout(n_voxels=nx * ny * nz, fluence=sim.fluence, n_species=medium.n_species,
-                         map_pixels=exit_map.n_pixels if exit_map else 0)
+                         map_pixels=exit_map.n_pixels if exit_map else 0,
+                         fluence_bands=sim.n_fluence_bands)
     layout.check()
 
     # the time gate is always on: the user's, or the flight-time guard that ends every photon
@@ -110,6 +111,8 @@ def build_plan(sim) -> KernelPlan:
     e1, e2 = source.edges()
     put("SRC_POS", source.position); put("SRC_DIR", source.direction)
     put("SRC_E1", e1); put("SRC_E2", e2); put("SRC_SIZE", source.size())
+    if source.kind == "camera":
+        put("SRC_SIN2", source.sin2_max(medium.n_ambient))
     if exit_map:
         put("MAP_X0", exit_map.origin[0]); put("MAP_Y0", exit_map.origin[1])
         put("MAP_PX", exit_map.pixel_size[0]); put("MAP_PY", exit_map.pixel_size[1])
@@ -134,6 +137,8 @@ def build_plan(sim) -> KernelPlan:
         ip[IP["EM_COUNT"]] = len(voxels)
         emission_u32 = np.concatenate([voxels, alias]).astype(np.uint32)
         emission_f32 = np.concatenate([accept, cdf]).astype(np.float32)
+    elif source.kind == "camera":   # the bin CDF alone (EM_COUNT = 0)
+        emission_f32 = source.bin_cdf(medium.n_bins)
     if medium.n_species:
         concentration = medium.fluorophore_concentration.reshape(medium.n_species, -1)
         species_mua = medium.fluorophore_absorption
@@ -164,6 +169,7 @@ def build_plan(sim) -> KernelPlan:
         "species_conc": f32(concentration), "species_mua": f32(species_mua),
         "em_u32": emission_u32, "em_f32": emission_f32,
         "bin_eff": f32(exit_map.efficiency(medium.n_bins) if exit_map else np.ones(medium.n_bins)),
+        "fluence_band": np.asarray(sim.fluence_bands or np.zeros(medium.n_bins), dtype=np.int32),
         "trace_ids": photon_words(trace_ids) if trace_ids.size else np.zeros(2, np.uint32),
         "tally": np.zeros(layout.size, np.int64),
         "trace": np.full(max(len(trace_ids), 1) * sim.trace_events * len(TRACE_FIELDS), np.nan,

@@ -14,7 +14,7 @@ from .checks import FLOAT32_TINY, float_array, integer, real
 from .kernel_abi import FACES, MAX_INDEX, RECORD_FIELDS, SCALAR_SLOTS
 from .kernel_source import build_plan
 from .medium import MAX_EXTENT_MM, Medium
-from .sources import IsotropicPoint, Source, VoxelEmission
+from .sources import CameraLaunch, IsotropicPoint, Source, VoxelEmission
 from .tallies import MAX_PHOTONS, ExactSum, Result, TallyLayout, normalise
 
 #: Default flight-time guard (ns): a photon still in flight after this long is stopped.
@@ -114,6 +114,10 @@ class Simulation:
     time_gate_ns:       photons still propagating at this time of flight (ns) stop and are
                         counted as ``alive``; None: no gate.
     fluence:            tally the fluence (track-length estimator).
+    fluence_bands:      None: one fluence volume for all wavelength bins; or the band index
+                        (0 .. K-1, each used) of every wavelength bin: one fluence volume per
+                        band, so Result.fluence is (K, nx, ny, nz) (e.g. the sub-bands of an
+                        adjoint launch that carries several bins).
     exit_map:           an ExitMap for the z = 0 face, or None.
     roulette_threshold: weight below which Russian roulette is played after a scattering event.
     roulette_boost:     a survivor's weight is multiplied by this (survival probability 1/boost).
@@ -139,6 +143,7 @@ class Simulation:
     seed: int = 1
     time_gate_ns: float | None = None
     fluence: bool = True
+    fluence_bands: tuple | None = None
     exit_map: ExitMap | None = None
     roulette_threshold: float = 1e-4
     roulette_boost: float = 10.0
@@ -186,9 +191,29 @@ class Simulation:
                 raise TypeError("exit_map: expected a photonqd.ExitMap or None")
             self.exit_map.efficiency(self.medium.n_bins)
         self.rng_stream = integer("rng_stream", self.rng_stream, 0, 2**32 - 1)
+        self._check_fluence_bands()
         self.source.check(self.medium)
-        check_tally_size(self.medium, bool(self.fluence), self.exit_map)
+        check_tally_size(self.medium, bool(self.fluence), self.exit_map, self.n_fluence_bands)
         self._check_termination()
+
+    def _check_fluence_bands(self) -> None:
+        if self.fluence_bands is None:
+            return
+        n_bins = self.medium.n_bins
+        allowed = f"one band index per wavelength bin ({n_bins}), integers 0 .. K-1 using every band"
+        try:
+            bands = np.asarray(self.fluence_bands).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"fluence_bands: {allowed}, got {self.fluence_bands!r}") from None
+        if bands.size != n_bins or not np.issubdtype(bands.dtype, np.number) \
+                or not np.all(np.isfinite(bands)) or np.any(bands != np.round(bands)) or np.any(bands < 0) \
+                or set(bands.astype(np.int64).tolist()) != set(range(int(bands.max()) + 1)):
+            raise ValueError(f"fluence_bands: {allowed}, got {self.fluence_bands!r}")
+        self.fluence_bands = tuple(int(b) for b in bands)
+
+    @property
+    def n_fluence_bands(self) -> int:
+        return 1 if self.fluence_bands is None else max(self.fluence_bands) + 1
 
     def _check_roulette(self) -> None:
         """Roulette settings as the kernel sees them (float32), bounded so that every photon ends
@@ -238,6 +263,8 @@ class Simulation:
         """Wavelength bins the source launches photons in (photons keep their bin)."""
         if isinstance(self.source, VoxelEmission):
             return np.flatnonzero(self.source.bin_weights > 0)
+        if isinstance(self.source, CameraLaunch):
+            return np.flatnonzero(self.source.bin_probabilities(self.medium.n_bins) > 0)
         return np.array([self.source.wavelength_bin])
 
     def _check_trapped_emitter(self, present) -> None:
@@ -349,17 +376,18 @@ class Simulation:
         volume = float(np.prod(self.medium.voxel_size))
         return {
             "absorbed": norm["absorbed"].reshape(shape),
-            "fluence": None if norm["track"] is None else norm["track"].reshape(shape) / volume,
+            "fluence": None if norm["track"] is None else
+            norm["track"].reshape(shape if self.fluence_bands is None else (-1, *shape)) / volume,
             "exit_map": norm["map"].reshape(self.exit_map.pixels) if self.exit_map else None,
             "species": norm["species"].reshape((-1, *shape)) if layout.n_species else None,
         }
 
 
-def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None) -> None:
+def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None, fluence_bands: int = 1) -> None:
     """Refuse a problem whose device buffers exceed what the kernels index: the tally buffer
     (TallyLayout) and the fluorophore concentration buffer (one volume per species)."""
     voxels, species = int(np.prod(medium.shape)), medium.n_species
-    TallyLayout(voxels, fluence, species, exit_map.n_pixels if exit_map else 0).check()
+    TallyLayout(voxels, fluence, species, exit_map.n_pixels if exit_map else 0, fluence_bands).check()
     if species * voxels > MAX_INDEX:
         raise ValueError(f"fluorophore_concentration: {species} species x {voxels} voxels exceed the "
                          f"kernels' limit of {MAX_INDEX} entries")

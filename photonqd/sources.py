@@ -36,6 +36,13 @@ def _unit(name: str, value) -> np.ndarray:
     return v / norm
 
 
+def _bin_weights(value) -> np.ndarray:
+    weights = float_array("bin_weights", value).ravel()
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
+        raise ValueError("bin_weights: need finite, non-negative weights with a positive sum")
+    return weights
+
+
 def _perpendicular_basis(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     helper = np.array([1.0, 0.0, 0.0]) if abs(direction[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     e1 = np.cross(direction, helper)
@@ -181,10 +188,7 @@ class VoxelEmission(Source):
                 or not density.sum() > 0:
             raise ValueError("density: need a 3-D array of finite, non-negative values with a positive sum")
         self.density = density
-        weights = float_array("bin_weights", self.bin_weights).ravel()
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
-            raise ValueError("bin_weights: need finite, non-negative weights with a positive sum")
-        self.bin_weights = weights
+        self.bin_weights = _bin_weights(self.bin_weights)
 
     def check(self, medium: Medium) -> None:
         if self.density.shape != medium.shape:
@@ -203,3 +207,85 @@ class VoxelEmission(Source):
         cdf = np.cumsum(self.bin_weights) / self.bin_weights.sum()
         cdf[-1] = 1.0
         return voxels, accept, alias, cdf.astype(np.float32)
+
+
+@dataclass
+class CameraLaunch(Source):
+    """The adjoint launch from the camera side (docs/adjoint.md). Photons start in the ambient
+    medium on the z = 0 face, uniformly over the detector footprint ``position`` (its corner,
+    z = 0) + [0, footprint[0]] x [0, footprint[1]] mm -- a pixel or a region; ``footprint`` (0, 0) is a point, for
+    laterally invariant media -- and travel into the tissue (+z) with directions uniform in
+    projected solid angle (cos theta dOmega) inside the camera's acceptance cone, numerical
+    aperture ``na`` = n_ambient sin(theta_max). They enter with Fresnel reflection and refraction;
+    the reflected share is removed from the weight (``specular=True``, required by
+    photonqd.adjoint.detection_probability). Each photon carries a wavelength bin drawn with
+    probability proportional to ``bin_weights`` (per bin: the detection weight, emission spectrum
+    x filter x QE), or stays in ``wavelength_bin`` when bin_weights is None."""
+
+    footprint: tuple = (0.0, 0.0)
+    na: float = 0.3
+    bin_weights: tuple | None = None
+    kind: str = field(init=False, default="camera")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.position[2] != 0:
+            raise ValueError(f"position: the footprint lies on the z = 0 face (z = 0), got z = {self.position[2]}")
+        if not np.array_equal(self.direction, [0.0, 0.0, 1.0]):
+            raise ValueError(f"direction: a camera launch goes into the tissue along +z, got {self.direction.tolist()}")
+        size = float_array("footprint", self.footprint, (2,))
+        if not np.all(np.isfinite(size)) or np.any(size < 0):
+            raise ValueError(f"footprint: two finite numbers >= 0 mm (0, 0 for a point), got {self.footprint!r}")
+        self.footprint = tuple(size.tolist())
+        na = real("na", self.na, "> 0, at most the ambient index")
+        if not (math.isfinite(na) and na > 0):
+            raise ValueError(f"na: must be > 0 (and at most the ambient index), got {self.na!r}")
+        self.na = na
+        if self.bin_weights is not None:
+            self.bin_weights = _bin_weights(self.bin_weights)
+
+    def edges(self):
+        return np.array([self.footprint[0], 0.0, 0.0]), np.array([0.0, self.footprint[1], 0.0])
+
+    def centre(self) -> np.ndarray:
+        return self.position + 0.5 * np.array([self.footprint[0], self.footprint[1], 0.0])
+
+    @property
+    def area(self) -> float:
+        """Footprint area in mm² (0 for a point)."""
+        return self.footprint[0] * self.footprint[1]
+
+    def sin2_max(self, n_ambient: float) -> float:
+        """sin² of the cone half-angle in the ambient medium, (NA / n_ambient)²."""
+        return (self.na / n_ambient) ** 2
+
+    def bin_probabilities(self, n_bins: int) -> np.ndarray:
+        """Probability of each wavelength bin among the launched photons."""
+        if self.bin_weights is None:
+            p = np.zeros(n_bins)
+            p[self.wavelength_bin] = 1.0
+            return p
+        return self.bin_weights / self.bin_weights.sum()
+
+    def bin_cdf(self, n_bins: int) -> np.ndarray:
+        """The wavelength-bin CDF as the kernel reads it (em_f32)."""
+        cdf = np.cumsum(self.bin_probabilities(n_bins))
+        cdf[-1] = 1.0
+        return cdf.astype(np.float32)
+
+    def check(self, medium: Medium) -> None:
+        if self.bin_weights is None:
+            if not 0 <= self.wavelength_bin < medium.n_bins:
+                raise ValueError(f"wavelength_bin: {self.wavelength_bin} not in [0, {medium.n_bins - 1}]")
+        elif self.bin_weights.size != medium.n_bins:
+            raise ValueError(f"bin_weights: one weight per wavelength bin ({medium.n_bins}), "
+                             f"got {self.bin_weights.size}")
+        if self.na > medium.n_ambient:
+            raise ValueError(f"na: must be at most the ambient index {medium.n_ambient:g}, got {self.na:g}")
+        lo, hi = self.position[:2], self.position[:2] + np.array(self.footprint)
+        if np.any(lo < 0) or np.any(hi > medium.extent[:2]):
+            raise ValueError(f"position/footprint: the footprint [{lo[0]:g}, {hi[0]:g}] x [{lo[1]:g}, {hi[1]:g}] mm "
+                             f"must lie on the top face [0, {medium.extent[0]:g}] x [0, {medium.extent[1]:g}] mm")
+        if medium.boundary["z-"] != "escape":
+            raise ValueError(f"medium: a camera launch needs an escaping z- face (the camera looks at it), "
+                             f"got {medium.boundary['z-']!r}")

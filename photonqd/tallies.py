@@ -32,21 +32,28 @@ MAX_PHOTONS = 2**53
 
 @dataclass(frozen=True)
 class TallyLayout:
-    """Offsets of each tally in the flat int64 buffer."""
+    """Offsets of each tally in the flat int64 buffer: absorbed weight (n_voxels), fluence track
+    (fluence_bands volumes of n_voxels, one per wavelength band; none without fluence), absorbed
+    weight per fluorophore species (n_species volumes), scalar slots, exit map."""
 
     n_voxels: int
     fluence: bool
     n_species: int
     map_pixels: int
+    fluence_bands: int = 1
 
     @property
     def off_fluence(self) -> int:
         return self.n_voxels
 
     @property
+    def fluence_volumes(self) -> int:
+        return self.fluence_bands if self.fluence else 0
+
+    @property
     def off_species(self) -> int:
         """Start of the per-species absorbed weight, (n_species, n_voxels)."""
-        return self.n_voxels * (2 if self.fluence else 1)
+        return self.n_voxels * (1 + self.fluence_volumes)
 
     @property
     def off_scalar(self) -> int:
@@ -67,7 +74,7 @@ class TallyLayout:
                 f"tallies: {self.size} entries (medium: {self.n_voxels} voxels x "
                 f"{self.off_scalar // self.n_voxels} volume tallies + {self.map_pixels} exit_map "
                 f"pixels) exceed the kernel's limit of {MAX_INDEX}; use fewer voxels, fewer "
-                "fluorophore species, fluence=False or a smaller exit_map")
+                "fluorophore species, fewer fluence_bands, fluence=False or a smaller exit_map")
 
 
 class ExactSum:
@@ -99,7 +106,8 @@ class Result:
 
     absorbed:            absorbed weight per voxel (nx, ny, nz), fraction of launched photons.
     fluence:             fluence per voxel (nx, ny, nz) in 1/mm² per launched photon (track length
-                         / voxel volume); None if not tallied.
+                         / voxel volume); with Simulation.fluence_bands, one volume per band
+                         (n_bands, nx, ny, nz); None if not tallied.
     escaped:             escaped weight per box face, dict keyed by medium.FACES.
     escaped_ambient:     weight that left into ambient (label 0) voxels inside the box.
     specular:            reflected at entry (source on or outside the surface).
@@ -213,7 +221,7 @@ def normalise(raw: np.ndarray, layout: TallyLayout, photons: int) -> dict:
         scalars[SCALAR_SLOTS[count]] = s[SCALAR_SLOTS[count]] / photons
     return {
         "absorbed": raw[:layout.n_voxels] / FIX_WEIGHT / photons,
-        "track": (raw[layout.off_fluence:layout.off_fluence + layout.n_voxels] / FIX_TRACK / photons)
+        "track": (raw[layout.off_fluence:layout.off_species] / FIX_TRACK / photons)
         if layout.fluence else None,
         "species": raw[layout.off_species:layout.off_scalar] / FIX_WEIGHT / photons,
         "scalars": scalars,

@@ -1,6 +1,7 @@
 """Pearson chi-square goodness-of-fit of every sampler in the kernel, on every backend present
 (Mitsuba's sampler tests): Henyey-Greenstein scattering, the beam profiles and the rectangle
-source, isotropic directions, the emission alias table and the wavelength-bin CDF.
+source, isotropic directions, the emission alias table and the wavelength-bin CDF, and the camera
+(adjoint) launch: footprint, cone uniform in projected solid angle and its bin CDF.
 
 The kernel backends run the device functions through kernels/test_functions.cl; NumPy runs the
 reference functions on the same random streams (photonqd.device_functions). Seeds are fixed, so a
@@ -21,7 +22,8 @@ from scipy.stats import chi2
 import photonqd as pq
 from photonqd import device_functions as df
 from photonqd.sampling import alias_table
-from photonqd.sources import VoxelEmission
+from photonqd.backends import reference
+from photonqd.sources import CameraLaunch, VoxelEmission
 
 N = 200_000            # samples per check (every backend: the NumPy reference is cheap enough)
 N_EMISSION = 1_000_000 # the emission launch is cheap, and the alias table's errors are spread thin
@@ -220,6 +222,50 @@ def test_emission_bins_follow_the_weights(backend):
     assert p >= P_REJECT, f"bin counts {counts.tolist()}: chi2 = {stat:.1f} on {dof} dof, p = {p:.2e}"
 
 
+# --- camera (adjoint) launch: footprint, cone in projected solid angle, wavelength bins -----------
+CAMERA_N_AMBIENT = 1.33                      # water immersion: sin(theta_max) = NA / 1.33
+CAMERA_CORNER, CAMERA_FOOTPRINT = (0.7, 1.1, 0.0), (2.5, 1.5)
+
+
+def camera_sim(na=0.9, footprint=CAMERA_FOOTPRINT, bin_weights=BIN_WEIGHTS):
+    n_bins = len(bin_weights)
+    optics = np.tile([[0.0, 0.0, 0.0, CAMERA_N_AMBIENT], [0.1, 1.0, 0.9, 1.4]], (n_bins, 1, 1))
+    medium = pq.Medium(np.ones((6, 6, 6), np.uint8), 0.8, optics, n_ambient=CAMERA_N_AMBIENT)
+    source = CameraLaunch(CAMERA_CORNER, footprint=footprint, na=na, bin_weights=bin_weights)
+    return pq.Simulation(medium, source, photons=N, seed=SEED, rng_stream=5)
+
+
+def cone_p(d, na) -> dict:
+    """Directions about +z uniform in projected solid angle inside the cone: sin^2 theta uniform
+    in [0, sin^2 theta_max], azimuth uniform, independent."""
+    v = _directions(d)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5) and np.all(v[:, 2] > 0)
+    sin2 = v[:, 0] ** 2 + v[:, 1] ** 2
+    return uniform_p({"sin^2 theta": sin2 / (na / CAMERA_N_AMBIENT) ** 2,
+                      "phi": azimuth_cdf(np.arctan2(v[:, 1], v[:, 0]))})
+
+
+@pytest.mark.parametrize("na", [0.3, 0.9, 1.33])
+def test_camera_cone_is_uniform_in_projected_solid_angle(backend, na):
+    assert_fits(cone_p(df.launch(backend, camera_sim(na), N), na))
+
+
+def test_camera_footprint_and_bins(backend):
+    d = df.launch(backend, camera_sim(), N)
+    assert np.all(d["z"] == 0.0), "a camera photon starts on the z = 0 face"
+    u = (d["x"] - CAMERA_CORNER[0]) / CAMERA_FOOTPRINT[0]
+    v = (d["y"] - CAMERA_CORNER[1]) / CAMERA_FOOTPRINT[1]
+    assert_fits(uniform_p({"x": u, "y": v}))
+    w = np.asarray(BIN_WEIGHTS)
+    counts = np.bincount(d["bin"].astype(np.int64), minlength=len(w))
+    assert len(counts) == len(w) and counts[1] == 0
+    stat, p, dof = pearson(counts, N * w / w.sum())
+    assert p >= P_REJECT, f"bin counts {counts.tolist()}: chi2 = {stat:.1f} on {dof} dof, p = {p:.2e}"
+    # a point footprint: every photon at the corner, the same cone
+    point = df.launch(backend, camera_sim(footprint=(0.0, 0.0)), 1000)
+    assert np.all(point["x"] == np.float32(CAMERA_CORNER[0])) and np.all(point["y"] == np.float32(CAMERA_CORNER[1]))
+
+
 # --- isotropic directions ------------------------------------------------------------------------
 ISOTROPIC = {
     "pq_isotropic": lambda backend: df.isotropic(backend, N, SEED),
@@ -267,8 +313,20 @@ def _wrong_bin_weight():
     return {"bins": pearson(np.bincount(d["bin"].astype(np.int64), minlength=len(w)), N_EMISSION * w / w.sum())[1]}
 
 
-@pytest.mark.parametrize("wrong", [_wrong_hg, _wrong_waist, _wrong_acceptance, _wrong_bin_weight],
-                         ids=["hg g 0.59 for 0.6", "waist +2%", "alias acceptance -2%", "one bin +3%"])
+def _wrong_cone():
+    def solid_angle(sin2_max, xi_s2, xi_phi):   # uniform in solid angle, not projected solid angle
+        cos_max = np.sqrt(1.0 - sin2_max)
+        ct = 1.0 - xi_s2 * (1.0 - cos_max)
+        st, phi = np.sqrt(1.0 - ct * ct), np.pi * (2.0 * xi_phi - 1.0)
+        return np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
+
+    with mock.patch.object(reference, "cone", solid_angle):
+        return cone_p(df.launch("numpy", camera_sim(0.6), N), 0.6)
+
+
+@pytest.mark.parametrize("wrong", [_wrong_hg, _wrong_waist, _wrong_acceptance, _wrong_bin_weight, _wrong_cone],
+                         ids=["hg g 0.59 for 0.6", "waist +2%", "alias acceptance -2%", "one bin +3%",
+                              "cone uniform in solid angle at NA 0.6"])
 def test_checks_reject_a_slightly_wrong_sampler(wrong):
     """Samples of a slightly different distribution fail the check at this sample size."""
     assert min(wrong().values()) < P_REJECT

@@ -1,7 +1,7 @@
 """NumPy reference backend: the executable specification of kernels/transport.cl.
 
 Shaped like the kernel: each function here carries the name of the kernel function it specifies
-(``launch`` = pq_launch, ``enter`` = pq_enter, ``propagate`` = pq_propagate, ``scatter`` =
+(``launch_photons`` = pq_launch, ``cone`` = pq_cone, ``draw_bin`` = pq_draw_bin, ``enter`` = pq_enter, ``propagate`` = pq_propagate, ``scatter`` =
 pq_scatter, ``cross`` = the face crossing in pq_propagate, ``score_exit`` = pq_score_exit,
 ``voxel_enter`` / ``settle`` = pq_voxel_enter / pq_settle, ``fresnel``, ``refract``,
 ``isotropic``), in the kernel's order, and draws random numbers in the same order ("draw:"
@@ -81,6 +81,20 @@ def isotropic(xi_cos, xi_phi):
     return np.stack([st * np.cos(phi), st * np.sin(phi), ct], axis=1)
 
 
+def cone(sin2_max, xi_s2, xi_phi):
+    """Directions about +z uniform in projected solid angle inside the cone sin^2 theta <=
+    sin2_max (pq_cone: sin^2 theta, then phi)."""
+    s2 = sin2_max * xi_s2
+    phi = np.pi * (2.0 * xi_phi - 1.0)
+    st = np.sqrt(s2)
+    return np.stack([st * np.cos(phi), st * np.sin(phi), np.sqrt(1.0 - s2)], axis=1)
+
+
+def draw_bin(cdf, xi):
+    """pq_draw_bin: the first wavelength bin whose CDF (float32, as the kernel reads it) reaches xi."""
+    return np.minimum(np.searchsorted(np.asarray(cdf, dtype=np.float64), xi, side="left"), len(cdf) - 1)
+
+
 class ReferenceBackend:
     name = "numpy"
     device = "CPU (NumPy reference)"
@@ -114,11 +128,13 @@ class Photons:
 
 
 class VoxelAcc:
-    """pq_voxel_acc for every photon: the voxel it is in, its fixed-point weight at entry, the
-    weighted track length since, and the voxel's absorption (total and per species)."""
+    """pq_voxel_acc for every photon: the voxel it is in, the start of its fluence volume (its
+    bin's band), its fixed-point weight at entry, the weighted track length since, and the
+    voxel's absorption (total and per species)."""
 
     def __init__(self, n: int, n_species: int):
         self.flat = np.zeros(n, dtype=np.int64)
+        self.off_fluence = np.zeros(n, dtype=np.int64)
         self.fix_entry = np.zeros(n, dtype=np.int64)
         self.track = np.zeros(n)
         self.mua = np.zeros(n)
@@ -206,10 +222,16 @@ class ReferenceRunner:
             size = fp[FP["SRC_SIZE"]]
             r = size * (np.sqrt(-0.5 * np.log(xi)) if kind == SOURCE_CODES["gaussian"] else np.sqrt(xi))
             ph.p[idx] += (r * np.cos(phi))[:, None] * e1 + (r * np.sin(phi))[:, None] * e2
-        elif kind == SOURCE_CODES["rectangle"]:
+        elif kind in (SOURCE_CODES["rectangle"], SOURCE_CODES["camera"]):
             xa = rng.uniform(idx)                                        # draw: along edge 1
             xb = rng.uniform(idx)                                        # draw: along edge 2
             ph.p[idx] += xa[:, None] * e1 + xb[:, None] * e2
+            if kind == SOURCE_CODES["camera"]:
+                xi_s2 = rng.uniform(idx)                                 # draw: sin^2 theta
+                xi_phi = rng.uniform(idx)                                # draw: phi
+                ph.u[idx] = cone(fp[FP["SRC_SIN2"]], xi_s2, xi_phi)
+                cdf = self.plan.buffers["em_f32"][:self.n_bins]
+                ph.bin[idx] = draw_bin(cdf, rng.uniform(idx))           # draw: wavelength bin
         elif kind == SOURCE_CODES["isotropic"]:
             ph.u[idx] = isotropic(rng.uniform(idx), rng.uniform(idx))   # draw: cos theta, phi
         elif kind == SOURCE_CODES["emission"]:
@@ -230,8 +252,7 @@ class ReferenceRunner:
         ph.v[idx] = v
         ph.p[idx] = (v + offset) * self.d
         ph.u[idx] = isotropic(rng.uniform(idx), rng.uniform(idx))       # draw: cos theta, phi
-        xi = rng.uniform(idx)                                            # draw: wavelength bin
-        ph.bin[idx] = np.minimum(np.searchsorted(cdf.astype(np.float64), xi, side="left"), len(cdf) - 1)
+        ph.bin[idx] = draw_bin(cdf, rng.uniform(idx))                   # draw: wavelength bin
 
     def enter(self, ph: Photons, idx) -> np.ndarray:
         """pq_enter: bring launched photons into tissue; returns those that reach it."""
@@ -339,7 +360,7 @@ class ReferenceRunner:
             self._add(layout.off_species + sp * layout.n_voxels + flat[has],
                       np.rint(deposit[has] * (mua_sp[has] / mua[has])).astype(np.int64))
         if self.plan.switches["PQ_FLUENCE"]:
-            self._add(layout.off_fluence + flat, np.rint(acc.track[idx] * FIX_TRACK).astype(np.int64))
+            self._add(acc.off_fluence[idx] + flat, np.rint(acc.track[idx] * FIX_TRACK).astype(np.int64))
 
     def end(self, acc: VoxelAcc, ph: Photons, idx, slot: int | None):
         """The end of pq_propagate: settle the last voxel; the final weight goes to ``slot``."""
@@ -356,6 +377,8 @@ class ReferenceRunner:
         stopped = SCALAR_SLOTS["STOPPED"]
         n = len(ph.w)
         acc = VoxelAcc(n, self.n_species)
+        band = self.plan.buffers["fluence_band"].astype(np.int64)
+        acc.off_fluence[act] = self.plan.layout.off_fluence + band[ph.bin[act]] * self.plan.layout.n_voxels
         self.voxel_enter(acc, ph, act, fix_weight(ph.w[act]))
         steps = np.zeros(n, dtype=np.int64)
         gain = np.zeros(n)

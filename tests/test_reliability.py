@@ -14,7 +14,7 @@ import pytest
 import photonqd as pq
 from photonqd.simulation import MAX_MAP_PIXELS, check_tally_size
 from photonqd.sources import VoxelEmission
-from helpers import slab, zscore
+from photonqd.testing import slab, zscore
 
 
 class NoLaunch:

@@ -90,7 +90,7 @@ def test_bad_config_on_the_command_line(tmp_path, capsys):
 
 
 def test_study_end_to_end_and_round_trip(backend, budget, tmp_path):
-    cfg = parse_config(SMALL, photons=budget(kernel=600, numpy=50))
+    cfg = parse_config(SMALL, photons=budget(kernel=600, numpy=200))
     result = run_study(cfg, backend)
     assert result.completed_depths() == [1.0, 2.0]
     assert len(result.images) == 4

@@ -65,7 +65,7 @@ def regions(camera: Camera, centre_mm, target_radius_mm: float, background_annul
     target = r <= target_radius_mm
     if not target.any():  # a target smaller than a pixel: the pixel under its centre
         target = r == r.min()
-    background = (r >= inner) & (r <= outer)
+    background = (r >= inner) & (r <= outer) & ~target   # disjoint even when the radii touch
     if not background.any():
         raise ValueError(f"background_annulus_mm {background_annulus_mm}: no pixel of the field of view "
                          "lies in it")

@@ -78,6 +78,16 @@ def test_target_disk_and_background_annulus_follow_pixel_centres():
     assert ring.sum() * area == pytest.approx(math.pi * (3.5**2 - 2.0**2), rel=0.03)
 
 
+def test_target_and_background_are_disjoint_when_the_radii_touch():
+    """A target radius equal to the annulus' inner radius (allowed) must not put the pixels at
+    exactly that distance in both regions (4 such pixels on a 9 x 9 grid of 1 mm pixels)."""
+    cam = camera(fov=9.0, pixels=9, centre=(4.5, 4.5))
+    target, ring = regions(cam, (4.5, 4.5), 2.0, (2.0, 4.0))
+    r = pixel_radius(cam, (4.5, 4.5))
+    assert np.count_nonzero(r == 2.0) == 4
+    assert not (target & ring).any() and target[r == 2.0].all()
+
+
 @pytest.mark.parametrize("centre", [(5.05, 4.93), (5.199, 5.001), (4.5, 4.5)])
 def test_sub_pixel_target_is_the_pixel_under_its_centre(centre):
     """A target smaller than a pixel, wherever it sits, is the one pixel containing its centre."""

@@ -150,7 +150,7 @@ PQ_DEVICE void pq_move(pq_photon *ph, float dist)
  * computed once when the photon enters the label rather than at every step. */
 typedef struct {
     float mua, mus, g, n;
-    float inv_mus;               /* 1 / mus (0 if mus = 0) */
+    float inv_mua, inv_mus;      /* 1 / mua, 1 / mus (0 where they are 0) */
     float c_n, n_c;              /* speed in the label (mm/ns) and its inverse */
     float hg_a, hg_b, hg_c;      /* Henyey-Greenstein: 1 - g^2, 1 - g, 2 g */
     float hg_d, hg_e;            /* 1 + g^2, 1 / (2 g) (0 for isotropic scattering) */
@@ -167,7 +167,7 @@ PQ_DEVICE void pq_label_hg(pq_label *l, float g)
 PQ_DEVICE void pq_label_load(pq_label *l, PQ_GLOBAL const float *opt, int label)
 {
     l->mua = opt[label * 4]; l->mus = opt[label * 4 + 1]; l->n = opt[label * 4 + 3];
-    l->inv_mus = pq_recip(l->mus);
+    l->inv_mua = pq_recip(l->mua); l->inv_mus = pq_recip(l->mus);
     l->c_n = PQ_C0 / l->n; l->n_c = l->n / PQ_C0;
     pq_label_hg(l, opt[label * 4 + 2]);
 }
@@ -434,19 +434,21 @@ typedef struct {
 /* Enter voxel `flat` with weight fix_w: absorption there = the tissue's plus each fluorophore
  * species' (concentration x absorption per µM at the photon's wavelength bin). */
 PQ_DEVICE void pq_voxel_enter(pq_voxel_acc *acc, const pq_buffers *b, int flat, int n_voxels,
-                              int bin, float mua_tissue, pq_i64 fix_w)
+                              int bin, const pq_label *lab, pq_i64 fix_w)
 {
     acc->flat = flat;
     acc->fix_entry = fix_w;
     acc->track = 0.0f;
-    acc->mua = mua_tissue;
+    acc->mua = lab->mua;
 #if PQ_NSPECIES
     for (int sp = 0; sp < PQ_NSPECIES; ++sp) {
         acc->mua_sp[sp] = b->species_conc[sp * n_voxels + flat] * b->species_mua[sp * b->ip[IP_NBIN] + bin];
         acc->mua += acc->mua_sp[sp];
     }
-#endif
     acc->inv_mua = pq_recip(acc->mua);
+#else
+    acc->inv_mua = lab->inv_mua;   /* the label's: no division per voxel crossing */
+#endif
 }
 
 /* Settle the voxel's tallies with the photon's weight now (fixed point): absorbed weight, each
@@ -511,7 +513,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
     const int stride_x = grid->ny * grid->nz, stride_y = grid->nz;
     pq_voxel_acc acc;
     acc.off_fluence = ip[IP_OFF_FLUENCE] + b->fluence_band[ph->bin] * n_voxels;
-    pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, lab.mua, pq_fix_w(ph->w));
+    pq_voxel_enter(&acc, b, pq_flat(ph, grid), n_voxels, ph->bin, &lab, pq_fix_w(ph->w));
     int interactions = 0, steps = 0;
     float gain = 0.0f;          /* net weight added by roulette survivals */
     int final_slot = -1;        /* scalar tally receiving the final weight, or -1 */
@@ -619,7 +621,7 @@ PQ_DEVICE void pq_propagate(pq_photon *ph, const pq_grid *grid, const pq_buffers
             ph->label = next_label;
             pq_label_load(&lab, opt, next_label);
         }
-        pq_voxel_enter(&acc, b, next_flat, n_voxels, ph->bin, lab.mua, fix_w);
+        pq_voxel_enter(&acc, b, next_flat, n_voxels, ph->bin, &lab, fix_w);
         PQ_TRACE_EVENT(ph, EV_CROSS);
     }
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import photonqd as pq
-from helpers import zscore
+from photonqd.testing import zscore
 from photonqd.adjoint import detection_probability, etendue
 from photonqd.sources import VoxelEmission
 

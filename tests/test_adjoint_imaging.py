@@ -157,7 +157,7 @@ def small_model(backend, n_ex, n_adj, seed=1):
 def test_linearity_needs_no_transport(backend, monkeypatch):
     """Doubling the concentration, QY, irradiance or exposure doubles the signal (and its error)
     exactly, with every transport entry point disabled."""
-    scene, model = small_model(backend, 2000, 400)
+    scene, model = small_model(backend, *((400, 100) if backend == "numpy" else (2000, 400)))
 
     def no_transport(*args, **kwargs):
         raise AssertionError("transport was run")

@@ -240,15 +240,23 @@ class FluorescenceScene:
 
     # --- stage 1 ---------------------------------------------------------------------------
     def excite(self, excitation: Excitation, camera: Camera, photons: int, backend=None,
-               seed: int = 1, progress=None) -> ExcitationStage:
+               seed: int = 1, progress=None, keep_batches: bool = False) -> ExcitationStage:
         """Excitation transport: fluence, per-species absorption, and the excitation light that
         escapes into ``camera``'s field and acceptance cone (before its filter and sensor: any camera
-        of the same geometry turns it into leakage)."""
+        of the same geometry turns it into leakage).
+
+        keep_batches: keep every batch's fluence, absorption and exit map (at least 10 batches),
+        so that signals computed from this stage (photonqd.adjoint_imaging) carry its Monte Carlo
+        error."""
         medium, table = self.medium([excitation.wavelength_nm])
         exit_map = camera.exit_map(medium)
         source = dataclasses.replace(excitation.source, wavelength_bin=0)
+        kept = ("fluence", "absorbed", "exit_map", "species") if self.fluorophores else \
+            ("fluence", "absorbed", "exit_map")
         result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
-                            exit_map=exit_map, rng_stream=0).run(backend, progress)
+                            exit_map=exit_map, rng_stream=0, keep_batches=kept if keep_batches else False,
+                            batch_photons=max(1, photons // 10) if keep_batches else None
+                            ).run(backend, progress)
         return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance, exit_map)
 
     # --- stage 2 ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import numpy as np
 
 from .adjoint import etendue, inverse_n2
 from .camera import Camera
+from .kernel_abi import rng_stream_id
 from .fluorescence import ExcitationStage, FluorescenceScene, _bin_weights
 from .optics.quantum_dots import QuantumDot
 from .simulation import Simulation
@@ -50,8 +51,6 @@ from .tallies import batch_mean_error
 
 #: Batches of every adjoint run (each region's batch j sums the rectangles' batch j).
 DEFAULT_BATCHES = 10
-#: Random streams of the adjoint runs start here (excitation 0, forward emitters below 64).
-ADJOINT_STREAM = 1000
 
 
 @dataclass
@@ -243,7 +242,7 @@ def detection_fields(scene: FluorescenceScene, camera: Camera, regions: dict, ph
     x0 = camera.centre_mm[0] - camera.field_of_view_mm[0] / 2
     y0 = camera.centre_mm[1] - camera.field_of_view_mm[1] / 2
     fields = DetectionFields(camera, dict(regions), emitters, {}, {}, {})
-    stream = ADJOINT_STREAM
+    run_index = 0
     for ename, em in emitters.items():
         weights = em.detected_weight
         if not weights.sum() > 0:
@@ -258,9 +257,9 @@ def detection_fields(scene: FluorescenceScene, camera: Camera, regions: dict, ph
             for (i0, i1, j0, j1), nb in zip(rects, per_batch):
                 src = CameraLaunch((x0 + i0 * px, y0 + j0 * py, 0.0), footprint=((i1 - i0) * px, (j1 - j0) * py),
                                    na=camera.numerical_aperture, bin_weights=weights)
-                sim = Simulation(medium, src, photons=int(nb) * batches, seed=seed, rng_stream=stream,
+                sim = Simulation(medium, src, photons=int(nb) * batches, seed=seed, rng_stream=rng_stream_id("adjoint", run_index),
                                  batch_photons=int(nb), keep_batches=("fluence",))
-                stream += 1
+                run_index += 1
                 res = sim.run(backend, progress)
                 # D = (sum_b s_b eta_b) x P, P = etendue / (4 pi) / n^2 x fluence (photonqd.adjoint)
                 factor = weights.sum() * etendue(src.area, src.na) / (4 * math.pi) * \

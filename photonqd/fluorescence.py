@@ -32,6 +32,7 @@ import numpy as np
 
 from .autofluorescence import Autofluorescence, default_autofluorescence, default_names
 from .camera import Camera
+from .kernel_abi import rng_stream_id
 from .medium import MAX_SPECIES, Medium
 from .noise import electrons, photon_rate, realise, region_snr, snr
 from .optics import build_optics_table
@@ -41,8 +42,6 @@ from .simulation import Simulation
 from .sources import DiskSource, GaussianBeam, RectangleSource, Source, VoxelEmission
 from .tallies import Result
 
-#: Random streams: excitation 0, species s -> 1 + s, autofluorescence group g -> AF_STREAM + g.
-AF_STREAM = 1 + MAX_SPECIES
 #: A camera band must pass at least this fraction of some fluorophore's emission: below it the
 #: "signal" is the far tail of a spectrum model, not a measurement anyone would make.
 MIN_BAND_FRACTION = 1e-3
@@ -254,7 +253,8 @@ class FluorescenceScene:
         kept = ("fluence", "absorbed", "exit_map", "species") if self.fluorophores else \
             ("fluence", "absorbed", "exit_map")
         result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
-                            exit_map=exit_map, rng_stream=0, keep_batches=kept if keep_batches else False,
+                            exit_map=exit_map, rng_stream=rng_stream_id("excitation"),
+                            keep_batches=kept if keep_batches else False,
                             batch_photons=max(1, photons // 10) if keep_batches else None
                             ).run(backend, progress)
         return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance, exit_map)
@@ -297,10 +297,10 @@ class FluorescenceScene:
             density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes, provenance)
             weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
             emitted[s], band_fraction[s] = density.sum(), weights.sum()
-            emitters.append((s, density, weights, efficiency, 1 + s))
+            emitters.append((s, density, weights, efficiency, rng_stream_id("species", s)))
         for g, (spectrum, density) in enumerate(self._autofluorescence_groups(stage.tissue_absorbed())):
             weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
-            emitters.append((None, density, weights, efficiency, AF_STREAM + g))
+            emitters.append((None, density, weights, efficiency, rng_stream_id("autofluorescence", g)))
         if self.fluorophores and not band_fraction.max() >= MIN_BAND_FRACTION:
             # legitimate for a background-only image, so a warning; a study refuses it outright
             warnings.warn(f"camera.emission_filter: the band {lo:g}-{hi:g} nm passes less than "

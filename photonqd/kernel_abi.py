@@ -101,9 +101,14 @@ IP = {name: i for i, name in enumerate(INT_PARAMS)}
 MAX_INDEX = 2**31 - 1
 
 # --- random streams ------------------------------------------------------------------------------
+#: First stream of the adjoint (camera-side) runs: far above every forward stage's.
+ADJOINT_STREAM = 1000
+
+
 def rng_stream_id(kind: str, index: int = 0) -> int:
-    """The Philox stream word of a run: excitation 0, fluorophore species s -> 1 + s,
-    autofluorescence group g -> 1 + MAX_SPECIES + g. Different stages never share numbers."""
+    """The stream word of a run's random numbers: excitation 0, fluorophore species s -> 1 + s,
+    autofluorescence group g -> 1 + MAX_SPECIES + g, adjoint run k -> ADJOINT_STREAM + k.
+    Different stages never share numbers."""
     if kind == "excitation":
         return 0
     if kind == "species":
@@ -111,8 +116,12 @@ def rng_stream_id(kind: str, index: int = 0) -> int:
             raise ValueError(f"species index {index} not in [0, {MAX_SPECIES})")
         return 1 + index
     if kind == "autofluorescence":
+        if not 0 <= index < ADJOINT_STREAM - 1 - MAX_SPECIES:
+            raise ValueError(f"autofluorescence group {index} out of range")
         return 1 + MAX_SPECIES + index
-    raise ValueError(f"rng stream kind {kind!r}: one of excitation, species, autofluorescence")
+    if kind == "adjoint":
+        return ADJOINT_STREAM + index
+    raise ValueError(f"rng stream kind {kind!r}: one of excitation, species, autofluorescence, adjoint")
 
 
 # --- kernel arguments ----------------------------------------------------------------------------

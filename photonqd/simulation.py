@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .checks import FLOAT32_TINY, float_array, integer, real
-from .kernel_abi import FACES, MAX_INDEX, RECORD_FIELDS, SCALAR_SLOTS
+from .kernel_abi import FACES, MAX_INDEX, MAX_ROULETTE_GAIN, RECORD_FIELDS, SCALAR_SLOTS
 from .kernel_source import build_plan
 from .medium import MAX_EXTENT_MM, Medium
 from .sources import CameraLaunch, IsotropicPoint, Source, VoxelEmission
@@ -352,7 +352,8 @@ class Simulation:
         if stopped > 0:
             warnings.warn(f"{stopped:.3g} of the launched weight was stopped by a guard (flight time "
                           f"> max_flight_ns = {self.max_flight_ns:g} ns, more than max_steps = "
-                          f"{self.max_steps} loop iterations, or a roulette gain above 64): the "
+                          f"{self.max_steps} loop iterations, or a roulette gain above "
+                          f"{MAX_ROULETTE_GAIN:g}): the "
                           "problem may trap photons (a clear, closed region); see Result.stopped",
                           RuntimeWarning, stacklevel=2)
         return Result(
@@ -395,6 +396,7 @@ def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None, fl
 
 #: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).
 BATCH_ARRAYS = ("absorbed", "fluence", "exit_map", "species")
+
 
 def _as_records(rows: np.ndarray) -> np.ndarray:
     """Kernel record rows (float32 x 8) as a structured array."""

@@ -85,11 +85,30 @@ def _study(args, single_depth: bool = False) -> int:
         return 130
     print(format_table(result))
     print(f"results: {out}")
+    if getattr(args, "verify", None):
+        from .io import save_verification
+        from .verify import format_comparisons, verify
+
+        rows = verify(result, args.verify, backend, args.verify_photons, args.verify_photons)
+        print("adjoint against the forward path (z = difference / combined standard error):")
+        print(format_comparisons(rows))
+        save_verification(out, rows)
     if args.plots:
         from .plots import write_plots
         for path in write_plots(result, args.plots):
             print(f"plot: {path}")
     return 0
+
+
+def _depths(text: str) -> list[float]:
+    """--verify's depth list: "2,5,8" -> [2.0, 5.0, 8.0]."""
+    try:
+        depths = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected depths in mm separated by commas, got {text!r}") from None
+    if not depths:
+        raise argparse.ArgumentTypeError("expected at least one depth in mm")
+    return depths
 
 
 def _read_text(path) -> str:
@@ -145,20 +164,25 @@ def _show(args) -> int:
 
 
 def format_table(result) -> str:
-    """Per probe: the deepest detectable depth, then the metrics at every depth."""
+    """Per probe: the depth limit with its interval, then the metrics at every depth with their
+    Monte Carlo errors and the decision."""
+    from .decision import Z
+
     cfg = result.config
-    lines = [f"criterion: {cfg.criterion} >= {cfg.threshold:g}, with the target's contrast resolved by "
-             "the Monte Carlo (relative error below 30 %)", f"{'probe':10s}{'max depth (mm)':>16s}"]
+    k = cfg.threshold
+    lines = [f"method: {cfg.method}; criterion: {cfg.criterion} >= {k:g}, decided at {Z:g} standard errors "
+             f"(yes: value - {Z:g} err >= {k:g}; no: value + {Z:g} err < {k:g}; otherwise undecided)",
+             f"{'probe':10s}  depth limit (mm) [{Z:g}-sigma interval]"]
     for p in cfg.probes:
-        lines.append(f"{p.name:10s}{result.max_depth(p.name):16.3g}")
-    lines.append(f"{'probe':10s}{'depth':>7s}{'CNR':>11s}{'SNR':>11s}{'SBR':>9s}{'contrast':>10s}"
-                 f"{'FWHM mm':>9s}{'MC err':>8s}{'photons':>10s}  detectable")
+        lines.append(f"{p.name:10s}  {result.depth_limit(p.name).describe()}")
+    lines.append(f"{'probe':10s}{'depth':>7s}{'CNR':>11s}{'± err':>9s}{'SNR':>11s}{'± err':>9s}{'SBR':>9s}"
+                 f"{'contrast':>10s}{'FWHM mm':>9s}{'photons':>10s}  detectable")
     for img in sorted(result.images, key=lambda i: (i.probe, i.depth_mm)):
-        m = img.metrics
-        lines.append(f"{img.probe:10s}{img.depth_mm:7.3g}{m.cnr:11.4g}{m.snr:11.4g}{m.sbr:9.3g}"
-                     f"{m.contrast:10.3f}{m.fwhm_mm:9.3g}{img.signal_rel_error:8.2f}"
-                     f"{img.emission_photons:10d}  "
-                     f"{'yes' if result.detectable(img) else 'no'}")
+        m, e = img.metrics, img.errors
+        cnr_err = e.get("cnr", abs(m.cnr) * img.signal_rel_error)
+        lines.append(f"{img.probe:10s}{img.depth_mm:7.4g}{m.cnr:11.4g}{cnr_err:9.2g}{m.snr:11.4g}"
+                     f"{e.get('snr', float('nan')):9.2g}{m.sbr:9.3g}{m.contrast:10.3f}{m.fwhm_mm:9.3g}"
+                     f"{img.emission_photons:10d}  {result.verdict(img)}")
     return "\n".join(lines)
 
 
@@ -194,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=("cuda", "opencl", "numpy"), help="default: auto")
         p.add_argument("--photons", type=int, help="override the excitation and emission photon counts")
         p.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR")
+        if not single:
+            p.add_argument("--verify", metavar="DEPTHS", type=_depths,
+                           help="after the study, run the forward path at these depths (mm, comma-separated) "
+                                "and print adjoint/forward agreement as z-scores")
+            p.add_argument("--verify-photons", type=int, metavar="N",
+                           help="excitation and emission photons of each --verify run (default: the "
+                                "study's photons and emission_photons)")
         p.set_defaults(func=lambda a, single=single: _study(a, single))
 
     p = sub.add_parser("show", help="summary table of a results file")

@@ -2,20 +2,31 @@
 
 Layout (docs/results.md describes every field):
 
-  /                       attrs: filetype = "photonqd-study", version = 1, photonqd_version,
+  /                       attrs: filetype = "photonqd-study", version = 2, photonqd_version,
                                  git_commit, backend, device, created (UTC ISO 8601), seed,
                                  photons, emission_photons, max_emission_photons, criterion,
-                                 threshold
+                                 threshold, method ("adjoint" or "forward"), adjoint_photons,
+                                 max_adjoint_photons
   /config                 attrs: toml (the configuration text, verbatim)
-  /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes)
-  /summary/<probe>        attrs: max_depth_mm (deepest depth detectable at every shallower one)
+  /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes;
+                          for the adjoint method the photons and seconds of every field run)
+  /summary/<probe>        attrs: depth_limit_mm, depth_limit_low_mm, depth_limit_high_mm (the
+                          interval at photonqd.decision.Z standard errors), depth_limit_status
+                          (crossing / beyond / shallower / unresolved), max_depth_mm (the limit's
+                          estimate; NaN when unresolved)
   /images/<k>             one per depth and probe, attrs: complete (False while being written),
-                          depth_mm, probe, seconds,
-                          signal_rel_error, emission_photons, and every metric of photonqd.metrics with its unit
-                          as attribute "<metric>_unit";
+                          depth_mm, probe, seconds, signal_rel_error, emission_photons (forward:
+                          emission photons; adjoint: the QD's adjoint photons), and every metric
+                          of photonqd.metrics with its unit as attribute "<metric>_unit" and its
+                          Monte Carlo standard error as "<metric>_error" (adjoint), plus
+                          error_budget_json (each field run's share of the criterion's error);
                           datasets signal_e, background_e (electrons per binned pixel),
                           signal_per_photon, background_per_photon (photoelectrons per excitation
                           photon per unbinned pixel), each with a "unit" attribute.
+  /verify                 attrs: json (``study --verify``: adjoint and forward region means with
+                          errors and z per probe, depth and quantity)
+
+Version 1 files (before the adjoint method; forward studies) are read as well.
 
 The first depth creates the file atomically (a temporary name in the same folder, renamed over the
 target); each later depth is appended: its image groups are written with complete = False, flushed,
@@ -43,7 +54,9 @@ from .metrics import UNITS, TargetMetrics
 from .study import ConfigError, ProbeImage, StudyResult, parse_config
 
 FILETYPE = "photonqd-study"
-VERSION = 1
+VERSION = 2
+#: Versions this photonqd reads (1: before the adjoint method; its studies were forward).
+READABLE = (1, 2)
 #: Temporary files of an interrupted first save older than this (s) are removed.
 STALE_TMP_SECONDS = 60.0
 IMAGE_UNITS = {"signal_e": "electrons per binned pixel", "background_e": "electrons per binned pixel",
@@ -98,6 +111,22 @@ def append_depth(result: StudyResult, path, depth_mm: float) -> None:
         f.flush()
 
 
+def save_verification(path, rows) -> None:
+    """Store --verify's comparisons (photonqd.verify.Comparison) in /verify of a results file."""
+    with _interrupt_deferred(), h5py.File(path, "r+") as f:
+        g = f.require_group("verify")
+        g.attrs["json"] = json.dumps([r.as_dict() for r in rows], sort_keys=True)
+        g.attrs["about"] = ("adjoint - forward region means (electrons per binned pixel) with their standard "
+                            "errors and z = difference / combined error, per probe, depth and quantity")
+        f.flush()
+
+
+def load_verification(path) -> list[dict]:
+    """The comparisons save_verification stored ([] when the file holds none)."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f["verify"].attrs["json"]) if "verify" in f else []
+
+
 def remove_stale_temporaries(path) -> list[Path]:
     """Remove ``.NAME.*.tmp`` files beside ``path`` left by a save that was killed."""
     path = Path(path)
@@ -142,7 +171,8 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    seed=cfg.seed, photons=cfg.photons, emission_photons=cfg.emission_photons,
                    max_emission_photons=cfg.max_emission_photons,
-                   criterion=cfg.criterion, threshold=cfg.threshold)
+                   criterion=cfg.criterion, threshold=cfg.threshold, method=cfg.method,
+                   adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons)
     f.create_group("config").attrs["toml"] = cfg.text
     images = f.create_group("images")
     for k, img in enumerate(result.images):
@@ -155,7 +185,10 @@ def _write_summary(f: h5py.File, result: StudyResult) -> None:
     f.require_group("provenance").attrs["json"] = json.dumps(result.provenance, sort_keys=True)
     summary = f.require_group("summary")
     for probe in result.config.probes:
-        summary.require_group(probe.name).attrs["max_depth_mm"] = result.max_depth(probe.name)
+        limit = result.depth_limit(probe.name)
+        summary.require_group(probe.name).attrs.update(
+            max_depth_mm=result.max_depth(probe.name), depth_limit_mm=limit.estimate,
+            depth_limit_low_mm=limit.low, depth_limit_high_mm=limit.high, depth_limit_status=limit.status)
 
 
 def _write_image(images: h5py.Group, key: str, img: ProbeImage) -> h5py.Group:
@@ -166,6 +199,10 @@ def _write_image(images: h5py.Group, key: str, img: ProbeImage) -> h5py.Group:
     for name, value in img.metrics.as_dict().items():
         g.attrs[name] = value
         g.attrs[f"{name}_unit"] = UNITS[name]
+        if name in img.errors:
+            g.attrs[f"{name}_error"] = img.errors[name]
+    if img.error_budget:
+        g.attrs["error_budget_json"] = json.dumps(img.error_budget, sort_keys=True)
     for name, unit in IMAGE_UNITS.items():
         d = g.create_dataset(name, data=getattr(img, name), compression="gzip")
         d.attrs["unit"] = unit
@@ -211,24 +248,32 @@ def _attr(attrs, name: str, kind, where: str = "/"):
 
 def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
     version = _attr(f.attrs, "version", int)
-    if version != VERSION:
-        raise ValueError(f"file version {version} is not supported (this photonqd reads version {VERSION})")
+    if version not in READABLE:
+        raise ValueError(f"file version {version} is not supported (this photonqd reads versions {READABLE})")
     info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     config = parse_config(_attr(f["config"].attrs, "toml", str, "/config."))
     config.seed, config.photons = _attr(f.attrs, "seed", int), _attr(f.attrs, "photons", int)
     config.emission_photons = _attr(f.attrs, "emission_photons", int)
     config.max_emission_photons = _attr(f.attrs, "max_emission_photons", int)
+    config.method = str(f.attrs.get("method", "forward"))
+    if "adjoint_photons" in f.attrs:
+        config.adjoint_photons = _attr(f.attrs, "adjoint_photons", int)
+        config.max_adjoint_photons = _attr(f.attrs, "max_adjoint_photons", int)
     result = StudyResult(config, provenance=json.loads(_attr(f["provenance"].attrs, "json", str, "/provenance.")))
     for key in sorted(f["images"], key=int):
         g = f["images"][key]
         if not bool(g.attrs.get("complete", True)):
             continue
         where = f"/images/{key}."
-        metrics = TargetMetrics(**{name: _attr(g.attrs, name, float, where) for name in UNITS})
+        metrics = TargetMetrics(**{name: _attr(g.attrs, name, float, where) for name in UNITS
+                                   if name in g.attrs or version == VERSION})
+        errors = {name: _attr(g.attrs, f"{name}_error", float, where) for name in UNITS
+                  if f"{name}_error" in g.attrs}
+        budget = json.loads(_attr(g.attrs, "error_budget_json", str, where)) if "error_budget_json" in g.attrs else {}
         result.images.append(ProbeImage(
             depth_mm=_attr(g.attrs, "depth_mm", float, where), probe=_attr(g.attrs, "probe", str, where),
             metrics=metrics, signal_rel_error=_attr(g.attrs, "signal_rel_error", float, where),
             seconds=_attr(g.attrs, "seconds", float, where),
-            emission_photons=_attr(g.attrs, "emission_photons", int, where),
+            emission_photons=_attr(g.attrs, "emission_photons", int, where), errors=errors, error_budget=budget,
             **{name: g[name][()] for name in IMAGE_UNITS}))
     return result, info

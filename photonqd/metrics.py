@@ -27,7 +27,8 @@ from .noise import pixel_variance, region_snr
 
 #: Units of each metric (stored as HDF5 attributes).
 UNITS = {"sbr": "1", "contrast": "1", "cnr": "1", "snr": "1", "fwhm_mm": "mm",
-         "signal_target_e": "electrons per pixel", "background_target_e": "electrons per pixel"}
+         "signal_target_e": "electrons per pixel", "background_target_e": "electrons per pixel",
+         "signal_ring_e": "electrons per pixel", "background_ring_e": "electrons per pixel"}
 
 
 @dataclass
@@ -39,6 +40,8 @@ class TargetMetrics:
     fwhm_mm: float
     signal_target_e: float
     background_target_e: float
+    signal_ring_e: float = float("nan")        # the background annulus' mean signal
+    background_ring_e: float = float("nan")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,4 +114,6 @@ def target_metrics(signal_e, background_e, camera: Camera, centre_mm, target_rad
         fwhm_mm=fwhm_mm(signal_e[:, row], pixel),
         signal_target_e=float(signal_e[target].mean()),
         background_target_e=float(background_e[target].mean()),
+        signal_ring_e=float(signal_e[ring].mean()),
+        background_ring_e=float(background_e[ring].mean()),
     )

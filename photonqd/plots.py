@@ -11,6 +11,10 @@ METRICS = (("cnr", "contrast-to-noise ratio"), ("snr", "signal-to-noise ratio"),
            ("sbr", "signal-to-background ratio"), ("fwhm_mm", "apparent size, FWHM (mm)"))
 
 
+#: Most image montages one study writes.
+MONTAGES = 10
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -22,13 +26,24 @@ def _pyplot():
 
 
 def plot_metrics(result, path) -> Path:
-    """Metrics against target depth, one line per probe; the criterion's threshold dashed."""
+    """Metrics against target depth, one line per probe with its 2-standard-error band where the
+    study has errors; the criterion's threshold dashed, each probe's depth limit dotted."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(9, 7))
     for ax, (name, label) in zip(axes.ravel(), METRICS):
         for probe in result.config.probes:
-            depths, values = result.metric(probe.name, name)
-            ax.plot(depths, values, "o-", label=probe.name)
+            images = sorted((i for i in result.images if i.probe == probe.name), key=lambda i: i.depth_mm)
+            depths = np.array([i.depth_mm for i in images])
+            values = np.array([getattr(i.metrics, name) for i in images])
+            errors = np.array([i.errors.get(name, np.nan) for i in images])
+            line, = ax.plot(depths, values, "o-", ms=3, label=probe.name)
+            if np.any(np.isfinite(errors)):        # 2 standard errors, the decision's margin
+                ax.fill_between(depths, values - 2 * errors, values + 2 * errors, color=line.get_color(),
+                                alpha=0.25, lw=0)
+            if name == result.config.criterion:
+                limit = result.depth_limit(probe.name)
+                if limit.status in ("crossing", "beyond"):
+                    ax.axvline(limit.estimate, color=line.get_color(), ls=":", lw=1)
         if name == result.config.criterion:
             ax.axhline(result.config.threshold, color="k", ls="--", lw=1, label="threshold")
         if name in ("cnr", "snr", "sbr"):
@@ -66,10 +81,14 @@ def plot_montage(result, depth_mm: float, path) -> Path:
 
 
 def write_plots(result, folder) -> list[Path]:
-    """All figures of a study into ``folder``: metrics.png and montage_<depth>mm.png."""
+    """All figures of a study into ``folder``: metrics.png and montage_<depth>mm.png (at most
+    MONTAGES depths, evenly spread)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [plot_metrics(result, folder / "metrics.png")]
-    for depth in result.completed_depths():
+    depths = result.completed_depths()
+    if len(depths) > MONTAGES:     # a fine depth grid: montages at evenly spread depths
+        depths = [depths[i] for i in np.unique(np.linspace(0, len(depths) - 1, MONTAGES).round().astype(int))]
+    for depth in depths:
         paths.append(plot_montage(result, depth, folder / f"montage_{depth:g}mm.png"))
     return paths

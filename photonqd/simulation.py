@@ -135,6 +135,12 @@ class Simulation:
     keep_batches:       keep every batch's tallies (for batch-means errors of derived
                         quantities): True for all of them, or a tuple of names among
                         BATCH_ARRAYS (e.g. ("exit_map",)) to keep only those.
+    reduce_batch:       None, or a function applied to each kept batch's {name: array} dict;
+                        Result.batch_tallies holds what it returns (a pooled profile, say), so
+                        that batch errors of a large volume need not hold every batch's volume.
+    first_photon:       index of the first photon launched: a run of photons [first_photon,
+                        first_photon + photons) continues an earlier run of [0, first_photon)
+                        with new, independent photons of the same random stream.
     """
 
     medium: Medium
@@ -154,6 +160,8 @@ class Simulation:
     trace_events: int = 32
     batch_photons: int | None = None
     keep_batches: bool | tuple = False
+    reduce_batch: Callable[[dict], object] | None = None
+    first_photon: int = 0
 
     def check(self) -> None:
         """Validate everything before any kernel is built or launched."""
@@ -162,6 +170,9 @@ class Simulation:
         if not isinstance(self.source, Source):
             raise TypeError("source: expected a photonqd source (PencilBeam, GaussianBeam, ...)")
         self.photons = integer("photons", self.photons, 1, MAX_PHOTONS)
+        self.first_photon = integer("first_photon", self.first_photon, 0, MAX_PHOTONS - self.photons)
+        if self.reduce_batch is not None and not callable(self.reduce_batch):
+            raise TypeError("reduce_batch: expected a function of a batch's {name: array} dict, or None")
         self.seed = integer("seed", self.seed, 0, 2**64 - 1)
         if self.time_gate_ns is not None:
             gate = real("time_gate_ns", self.time_gate_ns, "> 0 ns or None")
@@ -182,9 +193,11 @@ class Simulation:
             ids = np.asarray(self.trace_photons, dtype=np.int64).ravel()
         except (TypeError, ValueError, OverflowError):
             ids = None
-        if ids is None or ids.size > 1024 or np.any(ids < 0) or np.any(ids >= self.photons) \
+        first, end = self.first_photon, self.first_photon + self.photons
+        if ids is None or ids.size > 1024 or np.any(ids < first) or np.any(ids >= end) \
                 or len(set(ids.tolist())) != ids.size:
-            raise ValueError("trace_photons: up to 1024 distinct photon indices in [0, photons)")
+            raise ValueError("trace_photons: up to 1024 distinct photon indices in "
+                             "[first_photon, first_photon + photons)")
         self.trace_photons = tuple(int(i) for i in ids)
         if self.exit_map is not None:
             if not isinstance(self.exit_map, ExitMap):
@@ -325,7 +338,7 @@ class Simulation:
         done = 0
         while done < self.photons:
             n = min(batch, self.photons - done)
-            out = runner.launch(done, n)
+            out = runner.launch(self.first_photon + done, n)
             if out.trace is not None:
                 trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
             if capacity:
@@ -338,7 +351,8 @@ class Simulation:
                                                                    norm["map"].sum()], species]))
             if self.keep_batches:
                 arrays = self._arrays(norm, plan.layout)
-                batch_tallies.append({k: v for k, v in arrays.items() if k in kept})
+                kept_arrays = {k: v for k, v in arrays.items() if k in kept}
+                batch_tallies.append(self.reduce_batch(kept_arrays) if self.reduce_batch else kept_arrays)
             done += n
             if progress:
                 progress(done, self.photons)

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import phantom as phantoms
 from .camera import Camera, EmissionFilter, sensor_names, sensor_preset
+from .decision import DETECTABLE, DepthLimit, depth_limit, verdict
 from .fluorescence import MIN_BAND_FRACTION, Excitation
 from .medium import MAX_VOXELS
 from .metrics import TargetMetrics, regions, target_metrics
@@ -37,6 +38,7 @@ from .tallies import batch_mean_error
 SCENES = {f.__name__: f for f in (phantoms.skin_tumour, phantoms.intralipid_capillary,
                                    phantoms.mouse_head, phantoms.lymph_node)}
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
+METHODS = ("adjoint", "forward")
 #: Most depths one study may hold (each is a row of the results file and minutes of transport).
 MAX_DEPTHS = 400
 #: Rough peak memory of one depth per voxel (bytes): the generator's float64 temporaries, labels,
@@ -85,6 +87,25 @@ def _choice(cfg: dict, section: str, key: str, allowed, default=None) -> str:
     value = cfg.get(key, default)
     if not isinstance(value, str) or value not in allowed:
         raise ConfigError(f"{section}.{key}: {value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _depth_list(value) -> list:
+    """study.depths_mm: a list of depths, or {from, to, step} for an evenly spaced range (both
+    ends included)."""
+    if isinstance(value, dict):
+        _unknown(value, "study.depths_mm", ("from", "to", "step"))
+        lo = _number(value, "study.depths_mm", "from", 0.01, 1000.0)
+        hi = _number(value, "study.depths_mm", "to", lo, 1000.0)
+        step = _number(value, "study.depths_mm", "step", 1e-3, 1000.0)
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if count > MAX_DEPTHS:
+            raise ConfigError(f"study.depths_mm: {count} depths; at most {MAX_DEPTHS} per study "
+                              "(use a larger step)")
+        return [round(lo + i * step, 9) for i in range(count)]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("study.depths_mm: expected a non-empty list of depths in mm, or "
+                          "{from = ..., to = ..., step = ...}")
     return value
 
 
@@ -238,6 +259,11 @@ class StudyConfig:
     camera: dict
     probes: list
     text: str = ""     # the TOML it was read from, stored with the results
+    method: str = "adjoint"     # "adjoint" (photonqd.adjoint_study) or "forward" (run_depth per depth)
+    adjoint_photons: int = 50_000    # photons of each field run to start with (method "adjoint")
+    max_adjoint_photons: int = 4_000_000   # ... raised up to this until the depth limits are resolved
+    depth_resolution_mm: float = 0.25      # half-width (Z standard errors) a depth limit is resolved to
+    correction_photons: int = 0            # each run of the target correction pairs per depth (0: Born only)
 
     def scene(self, depth_mm: float):
         return SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
@@ -264,11 +290,11 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "probe"))
     study = _section(raw, "study")
     _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
-                              "seed", "criterion", "threshold"))
+                              "seed", "criterion", "threshold", "method", "adjoint_photons",
+                              "max_adjoint_photons", "depth_resolution_mm", "correction_photons"))
     name = _choice(study, "study", "phantom", SCENES, "skin_tumour")
-    depths = study.get("depths_mm")
-    if not isinstance(depths, list) or not depths:
-        raise ConfigError("study.depths_mm: expected a non-empty list of depths in mm")
+    method = _choice(study, "study", "method", METHODS, "adjoint")
+    depths = _depth_list(study.get("depths_mm"))
     if len(depths) > MAX_DEPTHS:
         raise ConfigError(f"study.depths_mm: {len(depths)} depths; at most {MAX_DEPTHS} per study "
                           "(split a longer scan into several studies)")
@@ -276,10 +302,21 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     n = _number(study, "study", "photons", 1, 2**31 - 1, 100_000, integer=True)
     n_em = _number(study, "study", "emission_photons", 1, 2**31 - 1, n, integer=True)
     n_max = _number(study, "study", "max_emission_photons", n_em, 2**31 - 1, 16 * n_em, integer=True)
+    n_adj = _number(study, "study", "adjoint_photons", 100, 2**31 - 1, 50_000, integer=True)
+    n_adj_max = _number(study, "study", "max_adjoint_photons", n_adj, 2**40, max(n_adj, 4_000_000), integer=True)
+    resolution = _number(study, "study", "depth_resolution_mm", 1e-3, 100.0, 0.25)
+    n_corr = _number(study, "study", "correction_photons", 0, 2**31 - 1, 0, integer=True)
+    if 0 < n_corr < 100:
+        raise ConfigError(f"study.correction_photons: {n_corr} is too few for 10 batches; use 0 (no target "
+                          "correction) or at least 100")
     if photons is not None:  # the override scales every count, keeping their ratios
         ratio = n_max / n_em
-        n = n_em = _check_number(photons, "--photons", 1, 2**31 - 1, integer=True)
+        n = n_em = n_adj = _check_number(photons, "--photons", 1, 2**31 - 1, integer=True)
+        n_adj_max = max(n_adj, n_adj_max)
+        n_corr = n_corr and n_adj
         n_max = min(int(ratio * n_em), 2**31 - 1)
+        if method == "adjoint" and n < 10 * 10:
+            raise ConfigError("--photons: the adjoint study needs at least 100 (10 batches of 10)")
 
     options = _phantom_options(name, _section(raw, "phantom"))
     # the generators' depth limits are intervals: the shallowest and the deepest depth decide
@@ -342,7 +379,9 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
                        emission_photons=n_em, max_emission_photons=n_max, seed=_number(study, "study", "seed", 0, 2**63, 1, integer=True),
                        criterion=_choice(study, "study", "criterion", CRITERIA, "cnr"),
                        threshold=_number(study, "study", "threshold", -1e9, 1e9, 3.0),
-                       excitation=excitation, camera=camera, probes=probes, text=text)
+                       excitation=excitation, camera=camera, probes=probes, text=text, method=method,
+                       adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
+                       correction_photons=n_corr)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -359,7 +398,9 @@ class ProbeImage:
     metrics: TargetMetrics
     signal_rel_error: float            # Monte Carlo relative standard error of the target's contrast
     seconds: float
-    emission_photons: int              # emission photons it took (see StudyConfig.max_emission_photons)
+    emission_photons: int              # emission (forward) or adjoint photons per emitter it took
+    errors: dict = field(default_factory=dict)   # metric name -> Monte Carlo standard error
+    error_budget: dict = field(default_factory=dict)   # run -> its share of the criterion's error
 
 
 @dataclass
@@ -378,21 +419,37 @@ class StudyResult:
         rows = sorted((i.depth_mm, getattr(i.metrics, name)) for i in self.images if i.probe == probe)
         return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
+    def criterion_error(self, image: "ProbeImage") -> float:
+        """Monte Carlo standard error of the criterion at one image: from the image's metric
+        errors (adjoint), else the relative error of the target's contrast (forward) times the
+        value."""
+        name = self.config.criterion
+        if name in image.errors:
+            return float(image.errors[name])
+        return abs(getattr(image.metrics, name)) * image.signal_rel_error
+
+    def verdict(self, image: "ProbeImage") -> str:
+        """"yes", "no" or "undecided": the criterion against the threshold with its Monte Carlo
+        error (photonqd.decision)."""
+        return verdict(getattr(image.metrics, self.config.criterion), self.criterion_error(image),
+                       self.config.threshold)
+
     def detectable(self, image: "ProbeImage") -> bool:
-        """The criterion holds and Monte Carlo resolved the target's contrast (relative standard
-        error below MAX_MC_ERROR), so the verdict is not Monte Carlo noise."""
-        value = getattr(image.metrics, self.config.criterion)
-        return bool(value >= self.config.threshold and image.signal_rel_error < MAX_MC_ERROR)
+        """Decided detectable: the criterion exceeds the threshold by Z standard errors."""
+        return self.verdict(image) == DETECTABLE
+
+    def depth_limit(self, probe: str) -> DepthLimit:
+        """``probe``'s depth limit with its interval (photonqd.decision.depth_limit)."""
+        images = sorted((i for i in self.images if i.probe == probe), key=lambda i: i.depth_mm)
+        return depth_limit([i.depth_mm for i in images],
+                           [getattr(i.metrics, self.config.criterion) for i in images],
+                           [self.criterion_error(i) for i in images], self.config.threshold)
 
     def max_depth(self, probe: str) -> float:
-        """Deepest depth down to which ``probe``'s target stays detectable at every studied depth
-        (NaN if not even at the shallowest): a detection below a failure is taken as noise."""
-        deepest = float("nan")
-        for img in sorted((i for i in self.images if i.probe == probe), key=lambda i: i.depth_mm):
-            if not self.detectable(img):
-                break
-            deepest = img.depth_mm
-        return deepest
+        """The depth limit's estimate (mm): the interpolated crossing of the threshold, or the
+        deepest depth when the limit lies beyond the studied range; NaN when unresolved."""
+        limit = self.depth_limit(probe)
+        return limit.estimate if limit.status in ("crossing", "beyond") else float("nan")
 
     def value_at(self, probe: str, name: str, depth_mm: float) -> float:
         depths, values = self.metric(probe, name)
@@ -401,9 +458,15 @@ class StudyResult:
 
 
 def estimate_photons(config: StudyConfig, n_depths: int) -> tuple[int, int]:
-    """Photons ``n_depths`` depths launch: (every probe's target resolved at once, every probe
-    raised to max_emission_photons)."""
+    """Photons ``n_depths`` depths launch: (every run at its first count, every run raised to its
+    cap). Forward: an excitation run per depth and each probe's emission ladder. Adjoint: the
+    excitation run, two adjoint runs per probe (QD, autofluorescence), and per depth the target
+    correction's pairs (excitation, and each probe's emission)."""
     probes = len(config.probes)
+    if config.method == "adjoint":
+        fixed = n_depths * config.correction_photons * 2 * (1 + probes)
+        return (config.photons + 2 * probes * config.adjoint_photons + fixed,
+                (1 + 2 * probes) * config.max_adjoint_photons + fixed)
     return (n_depths * (config.photons + probes * config.emission_photons),
             n_depths * (config.photons + probes * _emission_ladder(config)))
 
@@ -421,7 +484,12 @@ def _emission_ladder(config: StudyConfig) -> int:
 def run_study(config: StudyConfig, backend=None, done: StudyResult | None = None, on_depth=None,
               progress=None) -> StudyResult:
     """Run every depth not already in ``done``; ``on_depth(result)`` is called after each depth
-    (the CLI saves the file there, so an interrupted study keeps its completed depths)."""
+    (the CLI saves the file there, so an interrupted study keeps its completed depths).
+    config.method "adjoint" computes every depth from one set of field runs
+    (photonqd.adjoint_study); "forward" runs each depth's excitation and emission."""
+    if config.method == "adjoint":
+        from .adjoint_study import run_adjoint_study
+        return run_adjoint_study(config, backend, done, on_depth, progress)
     result = done if done is not None else StudyResult(config)
     for depth in config.depths_mm:
         if depth in result.completed_depths():

@@ -94,6 +94,29 @@ def test_any_split_gives_identical_tallies(fast_backend):
         assert r.escaped == runs[0].escaped and r.steps == runs[0].steps
 
 
+def test_continued_run_equals_one_run(backend):
+    """first_photon continues a run's photon sequence: [0, n) then [n, 2n) is the run of 2n, and
+    reduce_batch keeps what it returns of each batch."""
+    import dataclasses
+
+    m = pq.Medium.uniform((6, 6, 6), 0.5, 0.05, 5.0, 0.9, 1.37)
+    n = 400 if backend == "numpy" else 3000
+    first = pq.Simulation(m, pq.PencilBeam((1.5, 1.5, 0)), photons=n, batch_photons=n // 2,
+                          keep_batches=("fluence",), reduce_batch=lambda b: float(b["fluence"].sum()))
+    a = first.run(backend)
+    b = dataclasses.replace(first, first_photon=n).run(backend)
+    both = dataclasses.replace(first, photons=2 * n).run(backend)
+    np.testing.assert_allclose(0.5 * (a.absorbed + b.absorbed), both.absorbed, rtol=1e-12, atol=1e-15)
+    assert not np.array_equal(a.absorbed, b.absorbed)            # new photons, not a repeat
+    assert a.batch_tallies == pytest.approx([float(t) for t in a.batch_tallies])
+    assert all(isinstance(t, float) for t in a.batch_tallies + both.batch_tallies)
+    assert sum(both.batch_tallies[:2]) == pytest.approx(sum(a.batch_tallies), rel=1e-12)
+    with pytest.raises(ValueError, match="first_photon"):
+        dataclasses.replace(first, first_photon=-1).check()
+    with pytest.raises(TypeError, match="reduce_batch"):
+        dataclasses.replace(first, reduce_batch=3).check()
+
+
 def test_launch_configuration_does_not_change_results(monkeypatch):
     """Persistent work-items take photons from a counter: how many there are changes nothing."""
     from photonqd.backends import available

@@ -9,7 +9,7 @@ import pytest
 from photonqd.camera import Camera, EmissionFilter, Sensor
 from photonqd.metrics import fwhm_mm, pixel_radius, regions, target_metrics
 from photonqd.noise import region_snr
-from photonqd.study import MAX_MC_ERROR, ProbeImage, StudyResult, default_config_text, parse_config
+from photonqd.study import ProbeImage, StudyResult, default_config_text, parse_config
 
 READ_E, DARK_E_PER_S, EXPOSURE_S = 5.0, 100.0, 0.1
 FLOOR = DARK_E_PER_S * EXPOSURE_S + READ_E**2  # dark + read variance of one unbinned pixel, one read
@@ -174,18 +174,26 @@ def study(images):
     return StudyResult(cfg, images=images)
 
 
-def test_max_depth_is_the_deepest_depth_with_detection_at_every_shallower_one():
+def test_max_depth_is_the_interpolated_crossing_of_the_threshold():
     assert study(series([10, 6, 3.0, 2.9])).max_depth("NIR-II") == 3.0      # threshold is inclusive
-    assert study(series([10, 6, 2, 4, 5])).max_depth("NIR-II") == 2.0       # a detection below a miss is noise
-    assert study(series([10, 8, 6])).max_depth("NIR-II") == 3.0             # detected throughout
+    # the first fall below the threshold decides; later detections are not used
+    assert study(series([10, 6, 2, 4, 5])).max_depth("NIR-II") == pytest.approx(2 + math.log(2) / math.log(3))
+    assert study(series([10, 8, 6])).max_depth("NIR-II") == 3.0             # beyond the range: a bound
+    assert study(series([10, 8, 6])).depth_limit("NIR-II").describe() == ">= 3"
     assert math.isnan(study(series([2, 8])).max_depth("NIR-II"))            # not even the shallowest
     # order of the images does not matter; probes are judged separately
     mixed = series([10, 6, 2], depths=[3.0, 1.0, 2.0]) + series([1, 1], probe="NIR-I")
     result = study(mixed)
-    assert result.max_depth("NIR-II") == 1.0 and math.isnan(result.max_depth("NIR-I"))
+    assert result.max_depth("NIR-II") == pytest.approx(1 + math.log(2) / math.log(3))
+    assert math.isnan(result.max_depth("NIR-I"))
 
 
-def test_max_depth_stops_where_monte_carlo_did_not_resolve_the_contrast():
-    errors = [0.05, MAX_MC_ERROR, 0.05]
-    assert study(series([10, 9, 8], errors=errors)).max_depth("NIR-II") == 1.0
-    assert study(series([10, 9, 8], errors=[0.05, float("nan"), 0.05])).max_depth("NIR-II") == 1.0
+def test_decisions_keep_two_standard_errors_from_the_threshold():
+    # forward images: the error is the value times the contrast's relative error
+    result = study(series([10, 4, 2.5], errors=[0.05, 0.3, 0.05]))
+    assert [result.verdict(i) for i in result.images] == ["yes", "undecided", "no"]
+    limit = result.depth_limit("NIR-II")
+    assert limit.status == "crossing" and limit.low < 2.0 and 2.0 < limit.estimate < 3.0
+    unknown = study(series([10, 9, 8], errors=[0.05, float("nan"), 0.05]))
+    assert unknown.verdict(unknown.images[1]) == "undecided"
+    assert math.isnan(unknown.max_depth("NIR-II"))                          # unresolved, not a bound

@@ -16,6 +16,7 @@ from photonqd.study import ConfigError, default_config_text, parse_config, run_s
 SMALL = """
 [study]
 phantom = "skin_tumour"
+method = "forward"
 depths_mm = [1.0, 2.0]
 photons = 600
 emission_photons = 600
@@ -59,7 +60,8 @@ sensor = "ingaas_standard"
 def test_default_config_is_valid():
     cfg = parse_config(default_config_text())
     assert [p.name for p in cfg.probes] == ["NIR-I", "NIR-II", "NIR-IIb"]
-    assert cfg.depths_mm[0] == 0.5 and cfg.depths_mm[-1] == 10
+    assert cfg.depths_mm[0] == 0.5 and cfg.depths_mm[-1] == 15 and len(cfg.depths_mm) == 59
+    assert np.allclose(np.diff(cfg.depths_mm), 0.25) and cfg.method == "adjoint"
     assert cfg.excitation["wavelength_nm"] == 808
 
 
@@ -159,7 +161,7 @@ def test_interrupted_study_resumes(fast_backend, tmp_path, capsys):
     assert (tmp_path / "plots" / "montage_2mm.png").exists()
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
-    assert "NIR-II" in shown and "max depth" in shown
+    assert "NIR-II" in shown and "depth limit" in shown
     # a different study may not be resumed into the same file
     config.write_text(SMALL.replace("seed = 5", "seed = 6"))
     assert main(["study", str(config), "-o", str(out), "--backend", fast_backend]) == 2

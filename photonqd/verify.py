@@ -1,0 +1,146 @@
+"""Adjoint study against the forward path (``photonqd study --verify DEPTHS``).
+
+At each chosen depth the forward path runs as photonqd.study.run_depth does (one excitation run
+with the target's tissue in place, then each probe's QD and autofluorescence emission runs), with
+batches kept, and the region means the metrics are built from -- QD signal and background
+(autofluorescence + leakage) over the target disk and the background annulus -- are compared
+with the adjoint study's as z = (adjoint - forward) / sqrt(s_adjoint^2 + s_forward^2).
+
+Forward errors (batch means): the emission runs' own batches, plus the excitation run's share to
+first order (the relative batch error of the source it hands to the emission: the QD absorption
+summed over the target, the autofluorescence source summed over the volume, the leakage image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import regions
+from .optics import qd_preset
+from .tallies import batch_mean_error
+
+QUANTITIES = (("signal_target_e", "S target"), ("signal_ring_e", "S ring"),
+              ("background_target_e", "B target"), ("background_ring_e", "B ring"))
+
+
+@dataclass
+class Comparison:
+    probe: str
+    depth_mm: float
+    quantity: str                 # a TargetMetrics field (electrons per binned pixel)
+    adjoint: float
+    adjoint_error: float
+    forward: float
+    forward_error: float
+
+    @property
+    def z(self) -> float:
+        s = math.hypot(self.adjoint_error, self.forward_error)
+        return (self.adjoint - self.forward) / s if s > 0 else (0.0 if self.adjoint == self.forward else math.inf)
+
+    def as_dict(self) -> dict:
+        return {"probe": self.probe, "depth_mm": self.depth_mm, "quantity": self.quantity,
+                "adjoint": self.adjoint, "adjoint_error": self.adjoint_error, "forward": self.forward,
+                "forward_error": self.forward_error, "z": self.z}
+
+
+def _rel(values, photons) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    mean, err = batch_mean_error(values, np.asarray(photons, dtype=np.float64))
+    return err / abs(mean) if mean != 0 else 0.0
+
+
+def forward_regions(config, depth_mm: float, backend=None, excitation_photons=None, emission_photons=None,
+                    progress=None) -> dict:
+    """{probe: {quantity: (value, standard error)}} from the forward path at one depth."""
+    from .study import target_centre
+
+    scene = config.scene(depth_mm)
+    centre = target_centre(scene)
+    excitation = config.excitation_for(centre)
+    cameras = {p.name: config.camera_for(p, centre) for p in config.probes}
+    n_ex = int(excitation_photons or config.photons)
+    n_em = int(emission_photons or config.emission_photons)
+    stage = scene.excite(excitation, cameras[config.probes[0].name], n_ex, backend, config.seed, progress,
+                         keep_batches=True)
+    ex_batches, ex_photons = stage.result.batch_tallies, stage.result.batch_photons
+    target_mask = np.asarray(scene.target, bool)
+    # the excitation's share: relative batch errors of what it hands to the emission runs
+    qd_rel = _rel([b["fluence"][target_mask].sum() for b in ex_batches], ex_photons)
+    yields = np.zeros(max(scene.tissues) + 1)
+    for label in scene.tissues:
+        af = scene.autofluorescence_of(label)
+        yields[label] = 0.0 if af is None else af.yield_per_absorbed
+    af_source = yields[scene.labels]
+    af_rel = _rel([(np.clip(b["absorbed"], 0, None) * af_source).sum() for b in ex_batches], ex_photons)
+    cam = config.camera
+    out = {}
+    for probe in config.probes:
+        camera = cameras[probe.name]
+        scene.fluorophores = []
+        scene.add_fluorophore(qd_preset(probe.quantum_dot), np.where(scene.target, probe.concentration_uM, 0.0))
+        image = scene.image(stage, camera, n_em, backend, config.seed, progress=progress, keep_batches=True)
+        masks = dict(zip(("target", "ring"), regions(camera, centre, cam["target_radius_mm"],
+                                                     cam["background_annulus_mm"])))
+        signal, background = image.signal_e, image.background_e
+        rate = stage.excitation.photons_per_s
+        leak = image.leakage_per_photon
+        runs = image.emission_results
+        has_qd = image.emitted[0] > 0 and image.band_fraction[0] > 0
+        qd_run, af_runs = (runs[0], runs[1:]) if has_qd else (None, runs)
+        values = {}
+        for region, mask in masks.items():
+            def region_rel(run):
+                return _rel([camera.bin_image(b["exit_map"])[mask].sum() for b in run.batch_tallies],
+                            run.batch_photons)
+
+            s = float(signal[mask].mean())
+            s_err = s * math.hypot(region_rel(qd_run), qd_rel) if qd_run is not None else 0.0
+            leak_e = float(np.mean((camera.bin_image(leak) * rate * camera.exposure_s)[mask]))
+            af_e = float(background[mask].mean()) - leak_e
+            af_em = max((region_rel(r) for r in af_runs), default=0.0)
+            leak_err = 0.0
+            if leak_e > 0:
+                leak_rel = _rel([camera.bin_image(b["exit_map"])[mask].sum() for b in ex_batches], ex_photons)
+                leak_err = leak_e * leak_rel
+            b_err = math.sqrt((af_e * af_em) ** 2 + (af_e * af_rel) ** 2 + leak_err**2)
+            prefix = "target" if region == "target" else "ring"
+            values[f"signal_{prefix}_e"] = (s, s_err)
+            values[f"background_{prefix}_e"] = (float(background[mask].mean()), b_err)
+        out[probe.name] = values
+    return out
+
+
+def verify(result, depths, backend=None, excitation_photons=None, emission_photons=None,
+           progress=None) -> list[Comparison]:
+    """Adjoint study ``result`` against the forward path at ``depths`` (each one of the study's)."""
+    config = result.config
+    rows = []
+    for depth in depths:
+        matches = [i for i in result.images if math.isclose(i.depth_mm, depth, abs_tol=1e-9)]
+        if not matches:
+            raise ValueError(f"--verify: {depth:g} mm is not a depth of the study {config.depths_mm}")
+        forward = forward_regions(config, matches[0].depth_mm, backend, excitation_photons, emission_photons,
+                                  progress)
+        for img in matches:
+            for name, _ in QUANTITIES:
+                value, error = forward[img.probe][name]
+                rows.append(Comparison(img.probe, img.depth_mm, name, getattr(img.metrics, name),
+                                       img.errors.get(name, float("nan")), value, error))
+    return rows
+
+
+def format_comparisons(rows) -> str:
+    lines = [f"{'probe':10s}{'depth':>7s}  {'quantity':10s}{'adjoint':>24s}{'forward':>24s}{'z':>7s}"]
+    for r in rows:
+        label = dict(QUANTITIES)[r.quantity]
+        lines.append(f"{r.probe:10s}{r.depth_mm:7.3g}  {label:10s}{r.adjoint:13.4g} ± {r.adjoint_error:8.2g}"
+                     f"{r.forward:13.4g} ± {r.forward_error:8.2g}{r.z:7.2f}")
+    finite = [abs(r.z) for r in rows if math.isfinite(r.z)]
+    if finite:
+        lines.append(f"max |z| = {max(finite):.2f} over {len(finite)} comparisons "
+                     f"({sum(z > 3 for z in finite)} above 3)")
+    return "\n".join(lines)

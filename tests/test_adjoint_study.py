@@ -1,0 +1,222 @@
+"""The depth study by reciprocity on pooled fields (photonqd.adjoint_study)."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from photonqd import phantom
+from photonqd.adjoint_study import (DepthImages, NotLaterallyInvariant, StudyFields,
+                                    _autofluorescence_weights, gauss_points, run_adjoint_study,
+                                    tissue_only)
+from photonqd.camera import Camera, EmissionFilter, sensor_preset
+from photonqd.cli import main
+from photonqd.io import load, load_verification
+from photonqd.pooled_fields import RingGeometry, interpolate
+from photonqd.study import ConfigError, parse_config, run_study
+from photonqd.verify import verify
+
+SMALL = """
+[study]
+phantom = "skin_tumour"
+method = "adjoint"
+depths_mm = {from = 1.0, to = 2.0, step = 0.5}
+photons = 20000
+adjoint_photons = 20000
+max_adjoint_photons = 20000
+emission_photons = 40000
+seed = 4
+
+[phantom]
+radius_mm = 0.5
+size_mm = [16.0, 16.0, 8.0]
+voxel_size = [0.25, 0.25, 0.1]
+
+[excitation]
+wavelength_nm = 808
+irradiance_mw_per_cm2 = 50
+beam_radius_mm = 3
+
+[camera]
+field_of_view_mm = 6
+pixels = 12
+numerical_aperture = 0.5
+exposure_s = 0.05
+target_radius_mm = 0.5
+background_annulus_mm = [1.5, 2.5]
+
+[[probe]]
+name = "NIR-I"
+quantum_dot = "cdtese_zns_800"
+concentration_uM = 0.1
+window_nm = [820, 900]
+sensor = "silicon_ccd_bidd"
+
+[[probe]]
+name = "NIR-II"
+quantum_dot = "pbs_cds_1300"
+concentration_uM = 0.1
+window_nm = [1250, 1400]
+sensor = "ingaas_standard"
+"""
+
+
+def small(photons=None, replace=()):
+    text = SMALL
+    for old, new in replace:
+        text = text.replace(old, new)
+    return parse_config(text, photons=photons)
+
+
+def test_tissue_only_puts_the_host_layer_in_place_of_the_target():
+    scene = phantom.skin_tumour(depth_mm=1.0, radius_mm=0.5, size_mm=(6, 6, 3), voxel_size=(0.25, 0.25, 0.1))
+    free = tissue_only(scene)
+    assert not np.array_equal(free.labels, scene.labels)
+    assert np.all(free.labels == free.labels[0, 0, :][None, None, :])
+    assert np.array_equal(free.labels[~scene.target], scene.labels[~scene.target])
+    scene.labels[0, 0, 5] = scene.labels.max()           # a second inclusion, outside the target
+    with pytest.raises(NotLaterallyInvariant, match="stack of layers"):
+        tissue_only(scene)
+
+
+def _camera(pixels=6, fov=3.0, centre=(4.0, 4.0)):
+    return Camera(field_of_view_mm=(fov, fov), pixels=(pixels, pixels), centre_mm=centre, numerical_aperture=0.3,
+                  emission_filter=EmissionFilter(1250, 1400), sensor=sensor_preset("ingaas_standard"),
+                  exposure_s=0.05)
+
+
+def _direct(rings, gx, gy, area, x, y, layer, density):
+    """Pixel integral of a pooled density for an emitter at (x, y) in ``layer``, point by point."""
+    j, f = rings.weights(np.hypot(gx - x, gy - y))
+    return (interpolate(density, np.full(j.shape, layer), j, f) * area).sum(axis=-1)
+
+
+def test_target_operator_equals_the_direct_sum():
+    rng = np.random.default_rng(2)
+    shape, voxel, axis = (32, 32, 6), (0.25, 0.25, 0.1), (4.0, 4.0)
+    rings = RingGeometry(shape, voxel, axis)
+    fields = SimpleNamespace(rings=rings, emissions={"p": {}})
+    camera = _camera()
+    images = DepthImages(fields, SimpleNamespace(name="p", quantum_dot="qd"), camera, voxel)
+    voxels = np.array([[15, 16, 2], [16, 16, 3], [17, 14, 3], [10, 20, 5]])
+    q = rng.random(len(voxels))
+    densities = rng.random((3, shape[2], rings.n_rings))
+    op = images.target(voxels)
+    expected = np.zeros((3,) + camera.pixels)
+    for k in range(3):
+        for (i, j, l), qv in zip(voxels, q):
+            x, y = (i + 0.5) * 0.25 - axis[0], (j + 0.5) * 0.25 - axis[1]
+            expected[k] += qv * _direct(rings, images.gx, images.gy, images.area, x, y, l, densities[k])
+    np.testing.assert_allclose(op.images_of_densities(q, densities), expected, rtol=1e-12)
+    np.testing.assert_allclose(op.images(np.stack([q, 2 * q]), densities[0]),
+                               np.stack([expected[0], 2 * expected[0]]), rtol=1e-12)
+
+
+def test_autofluorescence_weights_equal_the_direct_sum():
+    rng = np.random.default_rng(3)
+    shape, voxel, axis = (24, 24, 2), (0.25, 0.25, 0.1), (3.0, 3.0)
+    rings = RingGeometry(shape, voxel, axis)
+    camera = _camera(pixels=4, fov=2.0, centre=axis)
+    gx, gy, area = gauss_points(camera, axis)
+    w = _autofluorescence_weights(rings, gx, gy, area)
+    absorbed, density = rng.random((2, rings.n_rings)), rng.random((2, rings.n_rings))
+    x = absorbed.T @ density
+    image = (w @ x.ravel()).reshape(camera.pixels)
+    expected = np.zeros(camera.pixels)
+    for u in range(len(rings.ring)):       # d through its voxel columns, the source interpolated
+        for layer in range(2):
+            expected += density[layer, rings.ring[u]] * _direct(rings, gx, gy, area, rings.column_x[u],
+                                                                 rings.column_y[u], layer, absorbed)
+    np.testing.assert_allclose(image, expected, rtol=1e-12)
+
+
+def test_config_method_and_depth_range():
+    cfg = small()
+    assert cfg.method == "adjoint" and cfg.depths_mm == [1.0, 1.5, 2.0]
+    assert cfg.adjoint_photons == 20000 and cfg.depth_resolution_mm == 0.25
+    with pytest.raises(ConfigError, match="study.method"):
+        parse_config(SMALL.replace('method = "adjoint"', 'method = "guess"'))
+    with pytest.raises(ConfigError, match="study.depths_mm"):
+        parse_config(SMALL.replace("step = 0.5", "step = 0.5, stride = 2"))
+    with pytest.raises(ConfigError, match="at most 400"):
+        parse_config(SMALL.replace("step = 0.5", "step = 0.001"))
+    with pytest.raises(ConfigError, match="max_adjoint_photons"):
+        parse_config(SMALL.replace("max_adjoint_photons = 20000", "max_adjoint_photons = 10"))
+
+
+def test_a_phantom_that_is_not_layered_is_refused_before_transport(monkeypatch):
+    cfg = small(photons=200)
+    make = cfg.scene
+
+    def with_inclusion(depth_mm):
+        scene = make(depth_mm)
+        scene.labels[0, 0, 10] = 1
+        return scene
+
+    monkeypatch.setattr(cfg, "scene", with_inclusion)
+    with pytest.raises(ConfigError, match="stack of layers"):
+        run_study(cfg, "numpy")
+
+
+def test_adjoint_agrees_with_forward_on_a_small_skin_tumour(fast_backend):
+    """With the target correction (correlated pairs with and without the tumour), the QD signal
+    over the target and the ring and the ring's background agree with the forward path (tumour in
+    place) at two depths and both probes: |z| <= 3.5 (Sidak for 12 comparisons at a 1 % family
+    rate: 3.3). The background over the target (the tumour's own autofluorescence and its shadow,
+    not corrected) is held to 30 % (measured: +20 % at 1 mm for NIR-I, docs/adjoint.md)."""
+    cfg = small(replace=[("seed = 4", "seed = 4\ncorrection_photons = 20000")])
+    result = run_study(cfg, fast_backend)
+    rows = verify(result, [1.0, 2.0], fast_backend, 40000, 100000)
+    assert len(rows) == 2 * 2 * 4
+    bad = [(r.probe, r.depth_mm, r.quantity, round(r.z, 2)) for r in rows
+           if r.quantity != "background_target_e" and not abs(r.z) <= 3.5]
+    assert not bad, bad
+    for r in rows:
+        if r.quantity == "background_target_e":
+            assert abs(r.adjoint / r.forward - 1) < 0.3, r
+
+
+def test_born_fields_are_flagged_where_the_target_differs_from_its_host(fast_backend):
+    """Without the correction the study says at which depths the tumour's scattering or index
+    differs from its host layer's (dermis and fat here), and the QD signal there is off."""
+    result = run_study(small(), fast_backend)
+    notes = " ".join(result.provenance["notes"])
+    assert "Born: at depths 1-2 mm" in notes
+
+
+def test_signals_are_linear_in_concentration_without_transport(fast_backend):
+    cfg = small()
+    fields = StudyFields(cfg, cfg.scene(1.0), fast_backend)
+    seconds = dict(fields.seconds)
+    base = run_adjoint_study(cfg, fast_backend, fields=fields)
+    doubled_cfg = small(replace=[("concentration_uM = 0.1", "concentration_uM = 0.2")])
+    doubled = run_adjoint_study(doubled_cfg, fast_backend, fields=fields)
+    assert fields.seconds == seconds                      # no transport ran
+    for a, b in zip(base.images, doubled.images):
+        np.testing.assert_allclose(b.signal_e, 2 * a.signal_e, rtol=1e-12)
+        np.testing.assert_array_equal(b.background_e, a.background_e)
+        assert b.errors["signal_target_e"] == pytest.approx(2 * a.errors["signal_target_e"], rel=1e-9)
+
+
+def test_correction_pairs_share_their_photons(backend):
+    """A target of its host's own tissue changes nothing: the pair's runs (same seed, stream and
+    photon indices) give identical tallies, so kappa is 1 and the correction image 0, exactly."""
+    from photonqd.target_correction import run_correction
+
+    cfg = small(replace=[("concentration_uM = 0.1", "concentration_uM = 0.0")])
+    scene = cfg.scene(2.5)
+    host = int(scene.labels[0, 0, 25])                   # subcutaneous fat at 2.5 mm
+    target_label = int(scene.labels[scene.target][0])
+    scene.tissues[target_label] = scene.tissues[host]
+    scene.autofluorescence[target_label] = scene.autofluorescence_of(host)
+    voxels = np.argwhere(scene.target)
+    cameras = {p.name: cfg.camera_for(p, (8.0, 8.0)) for p in cfg.probes}
+    n = 100 if backend == "numpy" else 3000
+    c = run_correction(cfg, scene, (8.0, 8.0), {p.name: np.ones(len(voxels)) for p in cfg.probes}, cameras,
+                       n, backend)
+    assert c.kappa == 1.0 and np.all(c.kappa_batches() == 1.0)
+    for probe in cfg.probes:
+        with_, without, _ = c.images[probe.name]
+        np.testing.assert_array_equal(with_, without)
+        assert not np.any(c.delta(probe.name, 1.0))

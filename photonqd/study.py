@@ -312,7 +312,6 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     if photons is not None:  # the override scales every count, keeping their ratios
         ratio = n_max / n_em
         n = n_em = n_adj = _check_number(photons, "--photons", 1, 2**31 - 1, integer=True)
-        n_adj_max = max(n_adj, n_adj_max)
         n_corr = n_corr and n_adj
         n_max = min(int(ratio * n_em), 2**31 - 1)
         if method == "adjoint" and n < 10 * 10:

@@ -220,3 +220,29 @@ def test_correction_pairs_share_their_photons(backend):
         with_, without, _ = c.images[probe.name]
         np.testing.assert_array_equal(with_, without)
         assert not np.any(c.delta(probe.name, 1.0))
+
+
+def test_cli_study_verify_show_and_round_trip(fast_backend, tmp_path, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "r.h5"
+    assert main(["study", str(config), "-o", str(out), "--backend", fast_backend, "--photons", "4000",
+                 "--verify", "1.5", "--verify-photons", "4000", "--plots", str(tmp_path / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert "depth limit" in printed and "max |z|" in printed and "S target" in printed
+    result, info = load(out)
+    assert info["method"] == "adjoint" and result.config.method == "adjoint"
+    assert result.completed_depths() == [1.0, 1.5, 2.0]
+    img = result.images[0]
+    assert set(img.errors) >= {"cnr", "snr", "signal_target_e", "background_ring_e"}
+    assert all(math.isfinite(v) and v >= 0 for v in img.errors.values() if not math.isnan(v))
+    assert "excitation" in img.error_budget
+    rows = load_verification(out)
+    assert len(rows) == 2 * 4 and {r["depth_mm"] for r in rows} == {1.5}
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "method: adjoint" in shown and "NIR-II" in shown
+    assert main(["study", str(config), "-o", str(out), "--backend", fast_backend, "--photons", "4000"]) == 0
+    assert "resuming" in capsys.readouterr().err       # every depth done: nothing runs again
+    with pytest.raises(SystemExit):
+        main(["study", "--verify", "one,two"])

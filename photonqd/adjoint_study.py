@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,7 +84,6 @@ class Emission:
     layer_yield: np.ndarray | None      # (nz,) autofluorescence only
     simulation: Simulation              # the adjoint run (extended by more photons on demand)
     scale: np.ndarray                   # (nz,) fluence -> density factor per layer
-    seconds: float = 0.0
 
     @property
     def photons(self) -> int:
@@ -189,14 +188,13 @@ class StudyFields:
         sim = Simulation(medium, source, photons=photons, seed=self.config.seed,
                          rng_stream=rng_stream_id("adjoint", index), batch_photons=-(-photons // BATCHES),
                          keep_batches=("fluence",), reduce_batch=_pool(self.rings, ("fluence",)))
-        start = time.perf_counter()
         result = sim.run(self.backend, self.progress)
         p = source.bin_probabilities(medium.n_bins)
         n = medium.optics[:, :, 3].astype(np.float64)                   # (bins, labels)
         inv_n2 = (p[:, None] / n**2).sum(axis=0)[self.free.labels[0, 0, :]]
         scale = detected.sum() * etendue(1.0, camera.numerical_aperture) / (4 * math.pi) * inv_n2
         density = _batches(result, "fluence", lambda f: f * scale[:, None])
-        return Emission(name, density, layer_yield, sim, scale, time.perf_counter() - start)
+        return Emission(name, density, layer_yield, sim, scale)
 
     # --- more photons ----------------------------------------------------------------------
     def extend_excitation(self, photons: int) -> None:
@@ -213,7 +211,6 @@ class StudyFields:
         start = time.perf_counter()
         e.simulation, result = _more(e.simulation, photons, self.backend, self.progress)
         e.density = e.density.extended(_batches(result, "fluence", lambda f: f * e.scale[:, None]))
-        e.seconds += time.perf_counter() - start
         self.seconds[f"{probe}: {emitter}"] += time.perf_counter() - start
 
 

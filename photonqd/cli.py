@@ -35,8 +35,7 @@ def _bench(args) -> int:
 
 def _study(args, single_depth: bool = False) -> int:
     from .backends import get_backend
-    from .io import append_depth, git_commit, load, remove_stale_temporaries, save
-    from . import __version__
+    from .io import StudyFile
     from .study import default_config_text, parse_config, run_study
 
     text = _read_text(args.config) if args.config else default_config_text()
@@ -44,55 +43,34 @@ def _study(args, single_depth: bool = False) -> int:
     if single_depth:
         config.depths_mm = config.depths_mm[:1]
     backend = get_backend(args.backend)
-    run_info = {"backend": backend.name, "device": backend.device}
-    out = Path(args.output)
-    if out.is_dir():
-        raise ValueError(f"-o {out}: is a folder; give a file name such as {out / 'results.h5'}")
-    remove_stale_temporaries(out)
-    done = None
-    if out.exists():
-        done, info = load(out)
-        if done.config.text != config.text or done.config.photons != config.photons \
-                or done.config.max_emission_photons != config.max_emission_photons:
-            raise ValueError(f"{out}: holds a different study; choose another -o path or delete it")
-        # never mix (or relabel) results of different code or devices in one file
-        for key, now in (("backend", backend.name), ("device", backend.device),
-                         ("photonqd_version", __version__), ("git_commit", git_commit())):
-            if info.get(key, "") != now:
-                raise ValueError(f"{out}: was written with {key} {info.get(key)!r}, this run has {now!r}; "
-                                 "resuming would mix results; choose another -o path or delete it")
-        print(f"resuming {out}: depths done {done.completed_depths()}", file=sys.stderr)
-    kept = set(done.completed_depths()) if done else set()
-    remaining = [d for d in config.depths_mm if d not in kept]
+    out = StudyFile(args.output, config, {"backend": backend.name, "device": backend.device})
+    if out.done:
+        print(f"resuming {out.path}: depths done {out.completed_depths}", file=sys.stderr)
+    remaining = [d for d in config.depths_mm if d not in set(out.completed_depths)]
     if backend.name == "numpy" and remaining:
         _numpy_estimate(config, remaining)
     bar = _Progress(len(remaining))
-    stored = [len(kept)]
+    stored = [len(out.completed_depths)]
 
     def saved(result):
-        depth = result.images[-1].depth_mm
-        if out.exists():
-            append_depth(result, out, depth)
-        else:
-            save(result, out, run_info)
+        depth = out.save_depth(result)
         stored[0] += 1
         bar.step(f"{depth:g} mm saved")
 
     try:
-        result = run_study(config, backend, done=done, on_depth=saved)
+        result = run_study(config, backend, done=out.done, on_depth=saved)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {stored[0]} depths kept in {out}, rerun to resume", file=sys.stderr)
+        print(f"\ninterrupted; {stored[0]} depths kept in {out.path}, rerun to resume", file=sys.stderr)
         return 130
     print(format_table(result))
-    print(f"results: {out}")
+    print(f"results: {out.path}")
     if getattr(args, "verify", None):
-        from .io import save_verification
         from .verify import format_comparisons, verify
 
         rows = verify(result, args.verify, backend, args.verify_photons, args.verify_photons)
         print("adjoint against the forward path (z = difference / combined standard error):")
         print(format_comparisons(rows))
-        save_verification(out, rows)
+        out.save_verification(rows)
     if args.plots:
         from .plots import write_plots
         for path in write_plots(result, args.plots):

@@ -6,7 +6,7 @@ Layout (docs/results.md describes every field):
                                  git_commit, backend, device, created (UTC ISO 8601), seed,
                                  photons, emission_photons, max_emission_photons, criterion,
                                  threshold, method ("adjoint" or "forward"), adjoint_photons,
-                                 max_adjoint_photons
+                                 max_adjoint_photons, correction_photons
   /config                 attrs: toml (the configuration text, verbatim)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes;
                           for the adjoint method the photons and seconds of every field run)
@@ -111,6 +111,52 @@ def append_depth(result: StudyResult, path, depth_mm: float) -> None:
         f.flush()
 
 
+#: Counts that must match for a file to be resumed (``--photons`` changes them without the TOML).
+IDENTITY = ("photons", "emission_photons", "max_emission_photons", "adjoint_photons", "max_adjoint_photons",
+            "correction_photons", "method")
+
+
+class StudyFile:
+    """The results file of one study: opening it creates nothing yet, or resumes it -- refusing a
+    file that holds another study (configuration or photon counts) or was written by other code
+    or another device (one file never mixes them) -- and each completed depth is saved as it
+    comes (``save_depth`` as run_study's on_depth)."""
+
+    def __init__(self, path, config, run_info: dict):
+        self.path, self.config, self.run_info = Path(path), config, dict(run_info)
+        if self.path.is_dir():
+            raise ValueError(f"-o {self.path}: is a folder; give a file name such as {self.path / 'results.h5'}")
+        remove_stale_temporaries(self.path)
+        self.done = None
+        if self.path.exists():
+            done, info = load(self.path)
+            if done.config.text != config.text or any(getattr(done.config, k) != getattr(config, k)
+                                                      for k in IDENTITY):
+                raise ValueError(f"{self.path}: holds a different study; choose another -o path or delete it")
+            for key, now in (("backend", self.run_info.get("backend", "")), ("device", self.run_info.get("device", "")),
+                             ("photonqd_version", __version__), ("git_commit", git_commit())):
+                if info.get(key, "") != now:
+                    raise ValueError(f"{self.path}: was written with {key} {info.get(key)!r}, this run has "
+                                     f"{now!r}; resuming would mix results; choose another -o path or delete it")
+            self.done = done
+
+    @property
+    def completed_depths(self) -> list:
+        return self.done.completed_depths() if self.done else []
+
+    def save_depth(self, result: StudyResult) -> float:
+        """Save the depth run_study just completed (the last image's); returns it."""
+        depth = result.images[-1].depth_mm
+        if self.path.exists():
+            append_depth(result, self.path, depth)
+        else:
+            save(result, self.path, self.run_info)
+        return depth
+
+    def save_verification(self, rows) -> None:
+        save_verification(self.path, rows)
+
+
 def save_verification(path, rows) -> None:
     """Store --verify's comparisons (photonqd.verify.Comparison) in /verify of a results file."""
     with _interrupt_deferred(), h5py.File(path, "r+") as f:
@@ -172,7 +218,8 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    seed=cfg.seed, photons=cfg.photons, emission_photons=cfg.emission_photons,
                    max_emission_photons=cfg.max_emission_photons,
                    criterion=cfg.criterion, threshold=cfg.threshold, method=cfg.method,
-                   adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons)
+                   adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons,
+                   correction_photons=cfg.correction_photons)
     f.create_group("config").attrs["toml"] = cfg.text
     images = f.create_group("images")
     for k, img in enumerate(result.images):
@@ -259,6 +306,7 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
     if "adjoint_photons" in f.attrs:
         config.adjoint_photons = _attr(f.attrs, "adjoint_photons", int)
         config.max_adjoint_photons = _attr(f.attrs, "max_adjoint_photons", int)
+        config.correction_photons = _attr(f.attrs, "correction_photons", int)
     result = StudyResult(config, provenance=json.loads(_attr(f["provenance"].attrs, "json", str, "/provenance.")))
     for key in sorted(f["images"], key=int):
         g = f["images"][key]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tallies import batch_mean_error
 
 
 class RingGeometry:
@@ -84,10 +83,6 @@ class PooledField:
         w = self.photons / self.photons.sum()
         return np.tensordot(w, self.batches, axes=1)
 
-    def variants(self) -> np.ndarray:
-        """(K, nz, n_rings) batch values, for errors by batch means."""
-        return self.batches
-
     def error(self) -> np.ndarray:
         """Batch-means standard error of the mean, element by element."""
         k = len(self.photons)
@@ -110,11 +105,6 @@ def interpolate(profile: np.ndarray, layer: np.ndarray, j: np.ndarray, f: np.nda
     hi = p[..., layer, j + 1]
     out = (1.0 - np.nan_to_num(f)) * lo + np.nan_to_num(f) * hi
     return np.where(np.isnan(f), 0.0, out)
-
-
-def scalar_error(values: np.ndarray, photons: np.ndarray) -> float:
-    """Batch-means standard error of one scalar from its per-batch values."""
-    return batch_mean_error(np.asarray(values, dtype=np.float64), photons)[1]
 
 
 def _lens_area(r: np.ndarray, radius: float, distance: np.ndarray) -> np.ndarray:

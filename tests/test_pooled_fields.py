@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 
 from photonqd.medium import Medium
 from photonqd.pooled_fields import PooledField, RingGeometry, disk_average_matrix, interpolate

@@ -3,11 +3,6 @@ numbers are refused before launch; the roulette stays unbiased over its allowed 
 answers a user's mistake with one line and exit status 2. (The reproducers are those of
 docs/limits.md and the reliability review.)"""
 
-import math
-import os
-import signal
-
-import h5py
 import numpy as np
 import pytest
 

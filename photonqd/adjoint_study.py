@@ -657,6 +657,16 @@ def _record_fields(provenance: dict, fields: StudyFields, result, config, contra
                    f"index differs from its host layer's by more than {CONTRAST:.0%}; its QD signal there is "
                    "approximate (docs/adjoint.md: measured up to 1.6x); set study.correction_photons or check "
                    "with photonqd study --verify")
+    shape, voxel = fields.free.labels.shape, fields.voxel
+    half = min(min(fields.axis[0], shape[0] * voxel[0] - fields.axis[0]),
+               min(fields.axis[1], shape[1] * voxel[1] - fields.axis[1]))
+    reach = config.excitation["beam_radius_mm"] + config.camera["field_of_view_mm"] / math.sqrt(2) + \
+        max(config.depths_mm)
+    if half < reach:
+        new.append(f"adjoint study: the phantom reaches {half:g} mm sideways from the target's axis, less than the "
+                   f"beam radius + half the field's diagonal + the deepest depth ({reach:g} mm); the pooled "
+                   "fields assume lateral invariance, so light reaching the sides is treated as if the "
+                   "phantom were the same everywhere (compare with --verify, or widen phantom.size_mm)")
     for probe in config.probes:
         limit = result.depth_limit(probe.name)
         if limit.status == "crossing" and limit.half_width > config.depth_resolution_mm:

@@ -26,7 +26,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class FluorescenceResult:
     leakage_per_photon: np.ndarray
     emitted: np.ndarray
     band_fraction: np.ndarray
-    emission_results: list         # one Result per emitter launch (species first, then autofluorescence)
+    emission: dict                 # emitter key (emitter_key) -> its Result; emitters with nothing in band are absent
     provenance: Provenance
     notes: list = field(default_factory=list)
 
@@ -287,8 +287,6 @@ class FluorescenceScene:
         voxel_volume = float(np.prod(medium.voxel_size))
         notes = []
 
-        # every emitter: (species index or None for autofluorescence, density, bin weights,
-        # bin efficiencies, random stream)
         emitters = []
         emitted = np.zeros(len(self.fluorophores))
         band_fraction = np.zeros(len(self.fluorophores))
@@ -297,22 +295,23 @@ class FluorescenceScene:
             density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes, provenance)
             weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
             emitted[s], band_fraction[s] = density.sum(), weights.sum()
-            emitters.append((s, density, weights, efficiency, rng_stream_id("species", s)))
+            emitters.append(_Emitter(emitter_key(s), s, density, weights, efficiency, rng_stream_id("species", s)))
         for g, (spectrum, density) in enumerate(self._autofluorescence_groups(stage.tissue_absorbed())):
             weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
-            emitters.append((None, density, weights, efficiency, rng_stream_id("autofluorescence", g)))
+            emitters.append(_Emitter(emitter_key(None, g), None, density, weights, efficiency,
+                                     rng_stream_id("autofluorescence", g)))
         if self.fluorophores and not band_fraction.max() >= MIN_BAND_FRACTION:
             # legitimate for a background-only image, so a warning; a study refuses it outright
             warnings.warn(f"camera.emission_filter: the band {lo:g}-{hi:g} nm passes less than "
                           f"{MIN_BAND_FRACTION:g} of every fluorophore's emission (at most "
                           f"{band_fraction.max():.2g}): the image holds background only", stacklevel=2)
-        emitters = [e for e in emitters if e[1].sum() > 0 and e[2].sum() > 0]
-        shares = _photon_shares([e[1].sum() * e[2].sum() for e in emitters])
+        emitters = [e for e in emitters if e.density.sum() > 0 and e.weights.sum() > 0]
+        shares = _photon_shares([e.density.sum() * e.weights.sum() for e in emitters])
 
         signal = np.zeros((len(self.fluorophores), *camera_map.pixels))
         autofluorescence = np.zeros(camera_map.pixels)
-        runs = []
-        for (species, density, weights, efficiency, stream), share in zip(emitters, shares):
+        runs = {}
+        for (key, species, density, weights, efficiency, stream), share in zip(emitters, shares):
             n = max(1, int(round(photons * share)))
             sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
                              photons=n, seed=seed, fluence=False,
@@ -320,7 +319,7 @@ class FluorescenceScene:
                              rng_stream=stream, keep_batches=("exit_map",) if keep_batches else False,
                              batch_photons=max(1, n // 10) if keep_batches else None)
             r = sim.run(backend, progress)
-            runs.append(r)
+            runs[key] = r
             image = r.exit_map * density.sum() * weights.sum()  # per excitation photon
             if species is None:
                 autofluorescence += image
@@ -331,7 +330,7 @@ class FluorescenceScene:
             stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
             autofluorescence_per_photon=autofluorescence,
             leakage_per_photon=leakage, emitted=emitted, band_fraction=band_fraction,
-            emission_results=runs, provenance=provenance, notes=notes,
+            emission=runs, provenance=provenance, notes=notes,
         )
 
     def run(self, excitation: Excitation, camera: Camera, photons: int = 100_000,
@@ -371,6 +370,21 @@ class FluorescenceScene:
             else:
                 groups.append((af.emission, density))
         return groups
+
+
+class _Emitter(NamedTuple):
+    key: str                 # emitter_key
+    species: int | None      # QD species index, None for autofluorescence
+    density: np.ndarray      # emitted photons per voxel per excitation photon (all wavelengths)
+    weights: np.ndarray      # emission probability per wavelength bin of the band
+    efficiency: np.ndarray   # filter x QE per bin
+    stream: int              # random stream
+
+
+def emitter_key(species: int | None, group: int = 0) -> str:
+    """Key of an emitter's run in FluorescenceResult.emission: "species <s>" for the scene's QD
+    species s, "autofluorescence <g>" for autofluorescence spectrum group g."""
+    return f"species {species}" if species is not None else f"autofluorescence {group}"
 
 
 def _photon_shares(powers, floor: float = 0.25) -> np.ndarray:

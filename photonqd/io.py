@@ -7,7 +7,8 @@ Layout (docs/results.md describes every field):
                                  photons, emission_photons, max_emission_photons, criterion,
                                  threshold, method ("adjoint" or "forward"), adjoint_photons,
                                  max_adjoint_photons, correction_photons
-  /config                 attrs: toml (the configuration text, verbatim)
+  /config                 attrs: toml (the configuration text, verbatim), effective_toml (the
+                          configuration as it ran: overrides applied, defaults written out)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes;
                           for the adjoint method the photons and seconds of every field run)
   /summary/<probe>        attrs: depth_limit_mm, depth_limit_low_mm, depth_limit_high_mm (the
@@ -111,11 +112,6 @@ def append_depth(result: StudyResult, path, depth_mm: float) -> None:
         f.flush()
 
 
-#: Counts that must match for a file to be resumed (``--photons`` changes them without the TOML).
-IDENTITY = ("photons", "emission_photons", "max_emission_photons", "adjoint_photons", "max_adjoint_photons",
-            "correction_photons", "method")
-
-
 class StudyFile:
     """The results file of one study: opening it creates nothing yet, or resumes it -- refusing a
     file that holds another study (configuration or photon counts) or was written by other code
@@ -130,8 +126,7 @@ class StudyFile:
         self.done = None
         if self.path.exists():
             done, info = load(self.path)
-            if done.config.text != config.text or any(getattr(done.config, k) != getattr(config, k)
-                                                      for k in IDENTITY):
+            if done.config.to_toml() != config.to_toml():
                 raise ValueError(f"{self.path}: holds a different study; choose another -o path or delete it")
             for key, now in (("backend", self.run_info.get("backend", "")), ("device", self.run_info.get("device", "")),
                              ("photonqd_version", __version__), ("git_commit", git_commit())):
@@ -220,7 +215,9 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    criterion=cfg.criterion, threshold=cfg.threshold, method=cfg.method,
                    adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons,
                    correction_photons=cfg.correction_photons)
-    f.create_group("config").attrs["toml"] = cfg.text
+    config = f.create_group("config")
+    config.attrs["toml"] = cfg.text
+    config.attrs["effective_toml"] = cfg.to_toml()
     images = f.create_group("images")
     for k, img in enumerate(result.images):
         _write_image(images, f"{k:04d}", img).attrs["complete"] = True
@@ -298,15 +295,16 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
     if version not in READABLE:
         raise ValueError(f"file version {version} is not supported (this photonqd reads versions {READABLE})")
     info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    config = parse_config(_attr(f["config"].attrs, "toml", str, "/config."))
-    config.seed, config.photons = _attr(f.attrs, "seed", int), _attr(f.attrs, "photons", int)
-    config.emission_photons = _attr(f.attrs, "emission_photons", int)
-    config.max_emission_photons = _attr(f.attrs, "max_emission_photons", int)
-    config.method = str(f.attrs.get("method", "forward"))
-    if "adjoint_photons" in f.attrs:
-        config.adjoint_photons = _attr(f.attrs, "adjoint_photons", int)
-        config.max_adjoint_photons = _attr(f.attrs, "max_adjoint_photons", int)
-        config.correction_photons = _attr(f.attrs, "correction_photons", int)
+    text = _attr(f["config"].attrs, "toml", str, "/config.")
+    if "effective_toml" in f["config"].attrs:      # version 2: the configuration as it ran
+        config = parse_config(_attr(f["config"].attrs, "effective_toml", str, "/config."))
+        config.text = text
+    else:                                          # version 1: the TOML before --photons, counts in /
+        config = parse_config(text)
+        config.method = "forward"
+        config.seed, config.photons = _attr(f.attrs, "seed", int), _attr(f.attrs, "photons", int)
+        config.emission_photons = _attr(f.attrs, "emission_photons", int)
+        config.max_emission_photons = _attr(f.attrs, "max_emission_photons", int)
     result = StudyResult(config, provenance=json.loads(_attr(f["provenance"].attrs, "json", str, "/provenance.")))
     for key in sorted(f["images"], key=int):
         g = f["images"][key]

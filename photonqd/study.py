@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import inspect
+import json
 import math
 import os
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from . import phantom as phantoms
 from .camera import Camera, EmissionFilter, sensor_names, sensor_preset
 from .decision import DETECTABLE, DepthLimit, depth_limit, verdict
-from .fluorescence import MIN_BAND_FRACTION, Excitation
+from .fluorescence import MIN_BAND_FRACTION, Excitation, emitter_key
 from .medium import MAX_VOXELS
 from .metrics import TargetMetrics, regions, target_metrics
 from .optics import qd_preset, qd_preset_names
@@ -268,6 +269,26 @@ class StudyConfig:
     def scene(self, depth_mm: float):
         return SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
 
+    def to_toml(self) -> str:
+        """The effective configuration (command-line overrides applied, defaults written out) as
+        TOML that parse_config reads back to the same configuration."""
+        study = {"phantom": self.phantom, "method": self.method, "depths_mm": list(self.depths_mm),
+                 "photons": self.photons, "adjoint_photons": self.adjoint_photons,
+                 "max_adjoint_photons": self.max_adjoint_photons,
+                 "depth_resolution_mm": self.depth_resolution_mm, "correction_photons": self.correction_photons,
+                 "emission_photons": self.emission_photons, "max_emission_photons": self.max_emission_photons,
+                 "seed": self.seed, "criterion": self.criterion, "threshold": self.threshold}
+        lines = ["# effective photonqd study configuration"]
+        for name, table in (("study", study), ("phantom", self.phantom_options), ("excitation", self.excitation),
+                            ("camera", self.camera)):
+            lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        for p in self.probes:
+            lines += ["", "[[probe]]"] + [f"{k} = {_toml_value(v)}" for k, v in
+                                          (("name", p.name), ("quantum_dot", p.quantum_dot),
+                                           ("concentration_uM", p.concentration_uM), ("window_nm", p.window_nm),
+                                           ("sensor", p.sensor))]
+        return "\n".join(lines) + "\n"
+
     def camera_for(self, probe: Probe, centre_mm) -> Camera:
         c = self.camera
         return Camera(field_of_view_mm=(c["field_of_view_mm"],) * 2, pixels=(c["pixels"],) * 2,
@@ -279,6 +300,22 @@ class StudyConfig:
         e = self.excitation
         return Excitation(DiskSource((centre_mm[0], centre_mm[1], 0.0), radius=e["beam_radius_mm"]),
                           e["wavelength_nm"], e["irradiance_mw_per_cm2"])
+
+
+def _toml_value(value) -> str:
+    """One configuration value as a TOML literal (numbers, names, and lists of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)          # a JSON string is a TOML basic string
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML literal for {value!r}")
 
 
 def parse_config(text: str, photons: int | None = None) -> StudyConfig:
@@ -544,9 +581,9 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
 def _contrast_rel_error(image, camera, centre, cam_cfg) -> float:
     """Monte Carlo relative standard error of the target's signal contrast S_target - S_background
     (the CNR's numerator), from the QD emission run's batch images (batch means)."""
-    if not image.emitted[0] > 0 or not image.emission_results:
+    run = image.emission.get(emitter_key(0))
+    if run is None:
         return float("nan")
-    run = image.emission_results[0]
     target, ring = regions(camera, centre, cam_cfg["target_radius_mm"], cam_cfg["background_annulus_mm"])
     contrast = np.array([_contrast(camera.bin_image(b["exit_map"]), target, ring) for b in run.batch_tallies])
     mean, error = batch_mean_error(contrast, run.batch_photons)

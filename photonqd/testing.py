@@ -44,6 +44,32 @@ class Budget:
         return photon_budget(self.backend, kernel, numpy)
 
 
+#: The camera and two probes (NIR-I, NIR-II) of the tests' small depth studies (TOML, appended to
+#: their [study], [phantom] and [excitation] tables).
+SMALL_CAMERA_AND_PROBES = """[camera]
+field_of_view_mm = 6
+pixels = 12
+numerical_aperture = 0.5
+exposure_s = 0.05
+target_radius_mm = 0.5
+background_annulus_mm = [1.5, 2.5]
+
+[[probe]]
+name = "NIR-I"
+quantum_dot = "cdtese_zns_800"
+concentration_uM = 0.1
+window_nm = [820, 900]
+sensor = "silicon_ccd_bidd"
+
+[[probe]]
+name = "NIR-II"
+quantum_dot = "pbs_cds_1300"
+concentration_uM = 0.1
+window_nm = [1250, 1400]
+sensor = "ingaas_standard"
+"""
+
+
 def zscore(a, sa, b, sb=0.0):
     """(a - b) in units of the combined standard error of two independent estimates."""
     return (a - b) / np.sqrt(np.square(sa) + np.square(sb))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fluorescence import emitter_key
 from .metrics import regions
 from .optics import qd_preset
 from .tallies import batch_mean_error
@@ -88,9 +89,8 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
         signal, background = image.signal_e, image.background_e
         rate = stage.excitation.photons_per_s
         leak = image.leakage_per_photon
-        runs = image.emission_results
-        has_qd = image.emitted[0] > 0 and image.band_fraction[0] > 0
-        qd_run, af_runs = (runs[0], runs[1:]) if has_qd else (None, runs)
+        qd_run = image.emission.get(emitter_key(0))
+        af_runs = [r for key, r in image.emission.items() if key.startswith("autofluorescence")]
         values = {}
         for region, mask in masks.items():
             def region_rel(run):

@@ -54,7 +54,7 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
     out = {}
     if "AF" in what:
         image = scene.image(stage, camera, n_fwd, backend, seed=3, keep_batches=True)
-        run = image.emission_results[0]
+        run = image.emission["autofluorescence 0"]
         scale = image.autofluorescence_per_photon.sum() / run.exit_map.sum() * rate
         for name, mask in masks.items():
             b = model.autofluorescence(name)
@@ -70,7 +70,7 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
         for name, mask in masks.items():
             a = model.quantum_dot(qd, c, name)
             out[f"QD {name}"] = (a.value, a.adjoint_error,
-                                 *forward_region(image.emission_results[0], camera, mask, scale))
+                                 *forward_region(image.emission["species 0"], camera, mask, scale))
     return out
 
 

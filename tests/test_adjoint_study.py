@@ -15,6 +15,7 @@ from photonqd.cli import main
 from photonqd.io import load, load_verification
 from photonqd.pooled_fields import RingGeometry, interpolate
 from photonqd.study import ConfigError, parse_config, run_study
+from photonqd.testing import SMALL_CAMERA_AND_PROBES
 from photonqd.verify import verify
 
 SMALL = """
@@ -38,28 +39,7 @@ wavelength_nm = 808
 irradiance_mw_per_cm2 = 50
 beam_radius_mm = 3
 
-[camera]
-field_of_view_mm = 6
-pixels = 12
-numerical_aperture = 0.5
-exposure_s = 0.05
-target_radius_mm = 0.5
-background_annulus_mm = [1.5, 2.5]
-
-[[probe]]
-name = "NIR-I"
-quantum_dot = "cdtese_zns_800"
-concentration_uM = 0.1
-window_nm = [820, 900]
-sensor = "silicon_ccd_bidd"
-
-[[probe]]
-name = "NIR-II"
-quantum_dot = "pbs_cds_1300"
-concentration_uM = 0.1
-window_nm = [1250, 1400]
-sensor = "ingaas_standard"
-"""
+""" + SMALL_CAMERA_AND_PROBES
 
 
 def small(photons=None, replace=()):

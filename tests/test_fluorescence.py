@@ -176,7 +176,7 @@ def test_cross_backend_fluorescence(fast_backend, budget):
     for name, n in (("numpy", 20_000), (fast_backend, budget(kernel=200_000))):
         res = scene().run(EXCITATION, camera(), photons=n, backend=name, seed=3 if name == "numpy" else 4)
         totals[name] = (res.stage.result.mean_and_error("fluorophore 0"),
-                        res.emission_results[0].mean_and_error("exit_map"))
+                        res.emission["species 0"].mean_and_error("exit_map"))
     for (a, sa), (b, sb) in zip(totals["numpy"], totals[fast_backend]):
         assert abs(zscore(a, sa, b, sb)) < 4
 

@@ -12,6 +12,7 @@ from photonqd.backends import get_backend
 from photonqd.cli import main
 from photonqd.io import load, save
 from photonqd.study import ConfigError, default_config_text, parse_config, run_study
+from photonqd.testing import SMALL_CAMERA_AND_PROBES
 
 SMALL = """
 [study]
@@ -33,28 +34,7 @@ wavelength_nm = 808
 irradiance_mw_per_cm2 = 50
 beam_radius_mm = 2
 
-[camera]
-field_of_view_mm = 6
-pixels = 12
-numerical_aperture = 0.5
-exposure_s = 0.05
-target_radius_mm = 0.5
-background_annulus_mm = [1.5, 2.5]
-
-[[probe]]
-name = "NIR-I"
-quantum_dot = "cdtese_zns_800"
-concentration_uM = 0.1
-window_nm = [820, 900]
-sensor = "silicon_ccd_bidd"
-
-[[probe]]
-name = "NIR-II"
-quantum_dot = "pbs_cds_1300"
-concentration_uM = 0.1
-window_nm = [1250, 1400]
-sensor = "ingaas_standard"
-"""
+""" + SMALL_CAMERA_AND_PROBES
 
 
 def test_default_config_is_valid():
@@ -294,7 +274,8 @@ def test_resume_refuses_another_version_commit_or_device(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage,match", [
     (lambda f: f.attrs.__setitem__("version", "one"), "version"),
-    (lambda f: f.attrs.__setitem__("seed", np.nan), "seed"),
+    (lambda f: f["config"].attrs.__setitem__("effective_toml", f["config"].attrs["effective_toml"].replace(
+        "seed = 5", "seed = -5")), "study.seed"),
     (lambda f: f.__delitem__("config"), "config"),
     (lambda f: f["images/0000"].attrs.__delitem__("cnr"), "cnr"),
 ])
@@ -368,3 +349,14 @@ def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path,
     assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 0
     assert calls == [2.0] and "1/1 2 mm saved" in capsys.readouterr().err
     assert real is not None
+
+
+@pytest.mark.parametrize("text", [SMALL, default_config_text()])
+def test_effective_configuration_round_trips(text):
+    import dataclasses
+
+    cfg = parse_config(text, photons=1234)
+    again = parse_config(cfg.to_toml())
+    a, b = dataclasses.asdict(cfg), dataclasses.asdict(again)
+    a.pop("text"), b.pop("text")
+    assert a == b and again.photons == 1234 and again.to_toml() == cfg.to_toml()

@@ -596,10 +596,7 @@ def _contrast(image, target, ring) -> float:
 
 def target_centre(scene) -> tuple[float, float]:
     """(x, y) in mm of the target's centroid: the camera and the beam are centred on it."""
-    idx = np.argwhere(scene.target)
-    voxel = np.broadcast_to(np.asarray(scene.voxel_size, dtype=np.float64), (3,))
-    centre = (idx.mean(axis=0) + 0.5) * voxel
-    return float(centre[0]), float(centre[1])
+    return phantoms.target_centre_mm(scene)[:2]
 
 
 def _merge_provenance(into: dict, new: dict, notes) -> None:

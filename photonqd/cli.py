@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -102,18 +103,21 @@ def _read_text(path) -> str:
 
 def _numpy_estimate(config, depths) -> None:
     """On NumPy, say before starting how long the study will take and how to make it faster:
-    time a short excitation run of the first depth and scale by the photons the study launches."""
+    time one launch of the first depth's excitation, as large as the study's launches (NumPy's
+    cost per photon falls with the launch size), and scale by the photons the study launches."""
     import time
 
+    from .simulation import Simulation
     from .study import estimate_photons, target_centre
 
     scene = config.scene(depths[0])
     centre = target_centre(scene)
     excitation = config.excitation_for(centre)
-    camera = config.camera_for(config.probes[0], centre)
-    sample = 200
+    medium, _ = scene.medium([excitation.wavelength_nm], fluorophores=[])
+    sample = max(200, min(5000, config.photons // 10))
     start = time.perf_counter()
-    scene.excite(excitation, camera, sample, "numpy", config.seed)
+    Simulation(medium, dataclasses.replace(excitation.source, wavelength_bin=0), photons=sample,
+               seed=config.seed, batch_photons=sample).run("numpy")
     per_photon = (time.perf_counter() - start) / sample
     low, high = estimate_photons(config, len(depths))
     print(f"photonqd: running on NumPy (exact but slow). {len(depths)} depths launch "

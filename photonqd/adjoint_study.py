@@ -4,7 +4,8 @@ per probe and emitter (docs/adjoint.md, "The depth study").
 The phantom without its target is laterally invariant (layers). There:
 
 * the excitation fluence Phi_ex and tissue absorption of a disk beam centred on the target's axis
-  depend on (rho, z) only: one excitation run, pooled in rings (photonqd.pooled_fields);
+  depend on (rho, z) only: one pencil-beam run on the axis, pooled in rings
+  (photonqd.pooled_fields), gives the disk beam's as its disk average;
 * the detection density of an isotropic emitter at lateral offset s and depth z, per unit detector
   area, is d(s, z) = (sum_b s_b eta_b) NA^2 Phi+(s, z) / (4 n(z)^2) (photonqd.adjoint) from one
   point launch from the camera side on the axis, pooled the same way; a pixel collects
@@ -13,10 +14,11 @@ The phantom without its target is laterally invariant (layers). There:
 A QD target at depth D (the generator's own target mask at D) emits q(v) = QY mu_a,QD c V Phi_ex
 per excitation photon from each of its voxels, and the image is S_p = N_ex t sum_v q(v) P_p(v).
 Autofluorescence (q = Y_AF x absorbed, every voxel) and excitation leakage (the excitation run's
-own exit map) do not depend on D. So every depth costs a sum over the target's voxels, no
+pooled escape) do not depend on D. So every depth costs a sum over the target's voxels, no
 transport. The target's own optics (tumour tissue instead of its host layer) are left out of the
-fields (Born approximation, first order in the optical contrast): ``--verify`` measures what that
-costs against the forward path, which includes them.
+fields (Born approximation): ``--verify`` measures what that costs against the forward path,
+which includes them, and study.correction_photons adds them by correlated pairs
+(photonqd.target_correction).
 
 Errors: the excitation run and each adjoint run are independent runs of K batches. Every metric
 is recomputed with one run's batch k in place of its mean (the others at their means); the
@@ -25,9 +27,9 @@ batch-means variance of those values is that run's share, and the shares add.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -402,7 +404,7 @@ class ProbeDepths:
     def correction_scale(self, voxels: np.ndarray) -> float:
         """Emitted QD photons per excitation photon x the band's share of the emission: turns the
         correction runs' exit maps (per launched emission photon) into images per excitation photon."""
-        edges = np.linspace(*self.camera.band, max(1, int(math.ceil((self.camera.band[1] - self.camera.band[0]) / 10.0))) + 1)
+        edges, _ = _band_bins(self.camera, 10.0)
         weights, _ = _bin_weights(qd_preset(self.probe.quantum_dot).emission.pdf, edges, self.camera)
         return float(self.target_source(voxels).sum() * weights.sum())
 
@@ -412,18 +414,10 @@ class ProbeDepths:
         ``correction`` (photonqd.target_correction.Correction) adds the target's own optics."""
         from .study import ProbeImage
 
-        rings = self.fields.rings
-        vx = (voxels[:, 0] + 0.5) * self.images.voxel[0] - rings.axis_mm[0]
-        vy = (voxels[:, 1] + 0.5) * self.images.voxel[1] - rings.axis_mm[1]
-        j, f = rings.weights(np.hypot(vx, vy))
         fluence = self.fields.fluence
-
-        def source(profile):
-            return self.source_per_fluence * interpolate(profile, voxels[:, 2], j, f)
-
         qd = self.images.qd
-        q_mean = source(fluence.mean)
-        q_batches = np.stack([source(b) for b in fluence.batches])
+        q_mean = self.target_source(voxels)
+        q_batches = np.stack([self.target_source(voxels, b) for b in fluence.batches])
         if qd is None:
             zero = np.zeros((len(q_batches) + 1,) + self.camera.pixels)
             signal_ex, signal_adj = zero, np.zeros((0,) + self.camera.pixels)

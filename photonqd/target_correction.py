@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 
+from .adjoint_imaging import _band_bins
 from .fluorescence import FluorescenceScene, _bin_weights
 from .kernel_abi import rng_stream_id
 from .optics import qd_preset
@@ -150,10 +151,7 @@ def run_correction(config, scene: FluorescenceScene, axis, source_per_voxel: dic
     voxels = np.argwhere(target)
     for index, probe in enumerate(config.probes):
         camera = cameras[probe.name]
-        lo, hi = camera.band
-        n_bins = max(1, int(math.ceil((hi - lo) / 10.0)))
-        edges = np.linspace(lo, hi, n_bins + 1)
-        centres = 0.5 * (edges[:-1] + edges[1:])
+        edges, centres = _band_bins(camera, 10.0)
         qd = qd_preset(probe.quantum_dot)
         weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
         density = np.zeros(target.shape)

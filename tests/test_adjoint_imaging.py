@@ -22,7 +22,14 @@ from photonqd.study import default_config_text, parse_config, target_centre
 from photonqd.tallies import batch_mean_error
 from photonqd.testing import zscore
 
-CONFIG = parse_config(default_config_text())
+def library_default() -> str:
+    """The default study's camera, beam and probes on the generator's own 20 x 20 x 15 mm phantom
+    (these tests run per-region adjoint launches, whose cost grows with the grid) at its old depths."""
+    text = re.sub(r"^size_mm = \[40, 40, 25\].*$\n", "", default_config_text(), flags=re.M)
+    return re.sub(r"^depths_mm = .*$", "depths_mm = [0.5, 1, 2, 3, 4, 5, 6, 8, 10]", text, flags=re.M)
+
+
+CONFIG = parse_config(library_default())
 PROBES = {p.name: p for p in CONFIG.probes}
 
 
@@ -114,7 +121,7 @@ def test_adjoint_matches_forward_skin_tumour_full(fast_backend, depth, probe):
 
 
 def phantom_config(phantom, options, depth, fov=10.0, pixels=25, annulus=(3.0, 4.5), target_radius=0.5):
-    text = default_config_text().replace('phantom = "skin_tumour"', f'phantom = "{phantom}"')
+    text = library_default().replace('phantom = "skin_tumour"', f'phantom = "{phantom}"')
     text = re.sub(r"^radius_mm = 0.5.*$", options, text, flags=re.M)
     text = text.replace("field_of_view_mm = 10", f"field_of_view_mm = {fov}")
     text = text.replace("pixels = 25", f"pixels = {pixels}")

@@ -159,7 +159,7 @@ def run_correction(config, scene: FluorescenceScene, axis, source_per_voxel: dic
         if not density.sum() > 0 or not weights.sum() > 0:
             continue
         emitter = VoxelEmission(density=density, bin_weights=weights)
-        exit_map = dataclasses.replace(camera.exit_map(with_target.medium([centres[0]])[0]),
+        exit_map = dataclasses.replace(camera.exit_map(with_target),
                                        origin=(camera.centre_mm[0] - camera.field_of_view_mm[0] / 2 - crop.shift_mm[0],
                                                camera.centre_mm[1] - camera.field_of_view_mm[1] / 2 - crop.shift_mm[1]),
                                        bin_efficiency=efficiency)

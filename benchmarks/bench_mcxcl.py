@@ -33,7 +33,7 @@ SECONDS_PER_NS = 1e-9
 
 
 def mcx_input(phantom, photons: int, seed: int) -> dict:
-    """pmcxcl's input for a photonqd Phantom (MCX units: voxels, 1/mm, seconds)."""
+    """pmcxcl's input for a photonqd.phantom Benchmark (MCX units: voxels, 1/mm, seconds)."""
     medium, source = phantom.medium, phantom.source
     dx, dy, dz = medium.voxel_size
     if not dx == dy == dz:

@@ -43,8 +43,9 @@ import numpy as np
 from .adjoint import etendue, inverse_n2
 from .camera import Camera
 from .kernel_abi import rng_stream_id
-from .fluorescence import ExcitationStage, FluorescenceScene, _bin_weights
+from .fluorescence import ExcitationStage, _bin_weights
 from .optics.quantum_dots import QuantumDot
+from .scene import Scene
 from .simulation import Simulation
 from .sources import CameraLaunch
 from .tallies import batch_mean_error
@@ -178,7 +179,7 @@ def _unbinned(camera: Camera, mask) -> np.ndarray:
 
 
 def _band_bins(camera: Camera, bin_width_nm: float):
-    """The camera band's bins as FluorescenceScene.image cuts them: (edges, centres)."""
+    """The camera band's bins as photonqd.fluorescence.image cuts them: (edges, centres)."""
     if not bin_width_nm > 0:
         raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
     lo, hi = camera.band
@@ -187,7 +188,7 @@ def _band_bins(camera: Camera, bin_width_nm: float):
     return edges, 0.5 * (edges[:-1] + edges[1:])
 
 
-def _autofluorescence_groups(scene: FluorescenceScene) -> list[tuple[object, list[int]]]:
+def _autofluorescence_groups(scene: Scene) -> list[tuple[object, list[int]]]:
     """(emission spectrum, labels) per distinct autofluorescence spectrum of the scene."""
     groups = []
     for label in sorted(scene.tissues):
@@ -203,7 +204,7 @@ def _autofluorescence_groups(scene: FluorescenceScene) -> list[tuple[object, lis
     return groups
 
 
-def detection_fields(scene: FluorescenceScene, camera: Camera, regions: dict, photons: int,
+def detection_fields(scene: Scene, camera: Camera, regions: dict, photons: int,
                      quantum_dots=(), autofluorescence: bool = True, backend=None, seed: int = 1,
                      bin_width_nm: float = 10.0, batches: int = DEFAULT_BATCHES,
                      progress=None) -> DetectionFields:
@@ -212,8 +213,8 @@ def detection_fields(scene: FluorescenceScene, camera: Camera, regions: dict, ph
     ``photons`` camera-side photons over the region (split over its rectangles by area) in the
     scene's medium at the band's bins, target included, no QD."""
 
-    if not isinstance(scene, FluorescenceScene):
-        raise TypeError("scene: expected a photonqd.fluorescence.FluorescenceScene")
+    if not isinstance(scene, Scene):
+        raise TypeError("scene: expected a photonqd.scene.Scene")
     if not isinstance(camera, Camera):
         raise TypeError("camera: expected a photonqd.camera.Camera")
     if not isinstance(regions, dict) or not regions:
@@ -283,7 +284,7 @@ class SignalModel:
     the signal is linear in their concentration.
     """
 
-    def __init__(self, scene: FluorescenceScene, stage: ExcitationStage, fields: DetectionFields):
+    def __init__(self, scene: Scene, stage: ExcitationStage, fields: DetectionFields):
         if not isinstance(stage, ExcitationStage):
             raise TypeError("stage: expected a photonqd.fluorescence.ExcitationStage")
         if stage.species:

@@ -37,12 +37,13 @@ import numpy as np
 from .adjoint import etendue
 from .adjoint_imaging import _autofluorescence_groups, _band_bins
 from .camera import Camera
-from .fluorescence import FluorescenceScene, _bin_weights
+from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
 from .metrics import TargetMetrics, target_metrics
 from .noise import electrons
 from .optics import qd_preset
 from .pooled_fields import PooledField, RingGeometry, disk_average_matrix, interpolate
+from .scene import Scene
 from .simulation import ExitMap, Simulation
 from .sources import CameraLaunch, PencilBeam
 
@@ -57,7 +58,7 @@ class NotLaterallyInvariant(ValueError):
     """The phantom without its target is not a stack of layers."""
 
 
-def tissue_only(scene: FluorescenceScene) -> FluorescenceScene:
+def tissue_only(scene: Scene) -> Scene:
     """The scene with its target voxels given the label of their layer (taken from a column
     outside the target); raises NotLaterallyInvariant if the remaining volume is not layered."""
     labels = np.asarray(scene.labels)
@@ -72,8 +73,7 @@ def tissue_only(scene: FluorescenceScene) -> FluorescenceScene:
         raise NotLaterallyInvariant("phantom: its tissue is not a stack of layers outside the target; the "
                                     "adjoint study needs lateral invariance (use study.method = \"forward\")")
     free = np.broadcast_to(layers, labels.shape).copy()
-    return FluorescenceScene(free, scene.voxel_size, dict(scene.tissues), dict(scene.autofluorescence),
-                             n_ambient=scene.n_ambient, boundary=scene.boundary)
+    return scene.with_labels(free)
 
 
 @dataclass
@@ -116,7 +116,7 @@ class StudyFields:
     run (a pencil beam on the target's axis; the disk beam's fields are its disk averages, by
     lateral invariance) and one adjoint run per probe and emitter, all pooled in rings."""
 
-    def __init__(self, config, scene: FluorescenceScene, backend=None, progress=None,
+    def __init__(self, config, scene: Scene, backend=None, progress=None,
                  excitation_photons: int | None = None, adjoint_photons: int | None = None):
         from .study import target_centre
 

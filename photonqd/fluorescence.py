@@ -26,18 +26,14 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from .autofluorescence import Autofluorescence, default_autofluorescence, default_names
 from .camera import Camera
 from .kernel_abi import rng_stream_id
-from .medium import MAX_SPECIES, Medium
 from .noise import electrons, photon_rate, realise, region_snr, snr
-from .optics import build_optics_table
 from .optics.provenance import Provenance
-from .optics.quantum_dots import QuantumDot
 from .simulation import Simulation
 from .sources import DiskSource, GaussianBeam, RectangleSource, Source, VoxelEmission
 from .tallies import Result
@@ -45,22 +41,6 @@ from .tallies import Result
 #: A camera band must pass at least this fraction of some fluorophore's emission: below it the
 #: "signal" is the far tail of a spectrum model, not a measurement anyone would make.
 MIN_BAND_FRACTION = 1e-3
-
-
-@dataclass
-class Fluorophore:
-    """A QD species and its concentration per voxel (µM, shaped like the label volume)."""
-
-    quantum_dot: QuantumDot
-    concentration_uM: np.ndarray
-
-    def __post_init__(self):
-        if not isinstance(self.quantum_dot, QuantumDot):
-            raise TypeError("quantum_dot: expected a photonqd.optics.QuantumDot")
-        c = np.asarray(self.concentration_uM, dtype=np.float32)
-        if c.ndim != 3 or not np.all(np.isfinite(c)) or np.any(c < 0):
-            raise ValueError("concentration_uM: need a 3-D array of finite values >= 0 µM")
-        self.concentration_uM = c
 
 
 @dataclass
@@ -172,204 +152,139 @@ class FluorescenceResult:
         return realise(self.signal_e, self.background_e, self.camera, seed)
 
 
-@dataclass
-class FluorescenceScene:
-    """A labelled tissue volume with fluorophores, ready to be excited and imaged.
+# --- stage 1 -------------------------------------------------------------------------------
+def excite(scene, excitation: Excitation, camera: Camera, photons: int, backend=None, seed: int = 1,
+           progress=None, keep_batches: bool = False) -> ExcitationStage:
+    """Excitation transport through ``scene`` (a photonqd.scene.Scene): fluence, per-species
+    absorption, and the excitation light that escapes into ``camera``'s field and acceptance cone
+    (before its filter and sensor: any camera of the same geometry turns it into leakage).
 
-    labels:           uint8/uint16 volume (nx, ny, nz); 0 is the ambient medium.
-    voxel_size:       mm (one number or dx, dy, dz).
-    tissues:          {label: tissue} for labels 1..N: a photonqd.optics Tissue, preset or
-                      Intralipid (anything with ``properties(wavelengths_nm)``).
-    autofluorescence: {label: Autofluorescence}. Labels left out take the default of their tissue
-                      preset (``photonqd.autofluorescence``) when one exists; pass None for a label
-                      to switch its autofluorescence off.
-    target:           optional boolean mask (nx, ny, nz) of the imaging target (for metrics).
+    keep_batches: keep every batch's fluence, absorption and exit map (at least 10 batches), so
+    that signals computed from this stage (photonqd.adjoint_imaging) carry its Monte Carlo error."""
+    medium, table = scene.medium([excitation.wavelength_nm])
+    exit_map = camera.exit_map(medium)
+    source = dataclasses.replace(excitation.source, wavelength_bin=0)
+    kept = ("fluence", "absorbed", "exit_map", "species") if scene.fluorophores else \
+        ("fluence", "absorbed", "exit_map")
+    result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
+                        exit_map=exit_map, rng_stream=rng_stream_id("excitation"),
+                        keep_batches=kept if keep_batches else False,
+                        batch_photons=max(1, photons // 10) if keep_batches else None
+                        ).run(backend, progress)
+    return ExcitationStage(excitation, result, scene.fluorophores, table.provenance, exit_map)
+
+
+# --- stage 2 -------------------------------------------------------------------------------
+def image(scene, stage: ExcitationStage, camera: Camera, photons: int, backend=None, seed: int = 1,
+          bin_width_nm: float = 10.0, progress=None, keep_batches: bool = False) -> FluorescenceResult:
+    """Emission transport of every species of ``scene`` and of tissue autofluorescence into ``camera``.
+
+    photons: emission photons in all, shared between the emitters (see ``_photon_shares``).
+    bin_width_nm: width of the wavelength bins that discretise the camera band.
+    keep_batches: keep every batch's image (only the image) in the emission results, with at
+    least 10 batches, for Monte Carlo errors of image-derived quantities.
     """
+    if not bin_width_nm > 0:
+        raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
+    lo, hi = camera.band
+    n_bins = max(1, int(math.ceil((hi - lo) / bin_width_nm)))
+    edges = np.linspace(lo, hi, n_bins + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    medium, table = scene.medium(centres)
+    provenance = Provenance().merge(stage.provenance).merge(table.provenance)
+    camera_map = camera.exit_map(medium)
+    if camera_map != stage.exit_map:
+        raise ValueError("camera: its field of view, pixels and NA must match the excitation stage's "
+                         "(the leakage image comes from that stage); rerun excite() for this camera")
+    # excitation light reaching the sensor through the filter's blocking (OD) is leakage
+    leakage = stage.result.exit_map * camera.detection_efficiency([stage.excitation.wavelength_nm])[0]
+    voxel_volume = float(np.prod(medium.voxel_size))
+    notes = []
 
-    labels: np.ndarray
-    voxel_size: float | tuple
-    tissues: Mapping[int, object]
-    autofluorescence: dict = field(default_factory=dict)
-    n_ambient: float = 1.0
-    boundary: dict | str = "escape"
-    fluorophores: list = field(default_factory=list)
-    target: np.ndarray | None = None
+    emitters = []
+    emitted = np.zeros(len(scene.fluorophores))
+    band_fraction = np.zeros(len(scene.fluorophores))
+    for s, fluor in enumerate(scene.fluorophores):
+        qd = fluor.quantum_dot
+        density = qd.quantum_yield * _species_absorbed(stage, fluor, voxel_volume, notes, provenance)
+        weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
+        emitted[s], band_fraction[s] = density.sum(), weights.sum()
+        emitters.append(_Emitter(emitter_key(s), s, density, weights, efficiency, rng_stream_id("species", s)))
+    for g, (spectrum, density) in enumerate(_autofluorescence_groups(scene, stage.tissue_absorbed())):
+        weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
+        emitters.append(_Emitter(emitter_key(None, g), None, density, weights, efficiency,
+                                 rng_stream_id("autofluorescence", g)))
+    if scene.fluorophores and not band_fraction.max() >= MIN_BAND_FRACTION:
+        # legitimate for a background-only image, so a warning; a study refuses it outright
+        warnings.warn(f"camera.emission_filter: the band {lo:g}-{hi:g} nm passes less than "
+                      f"{MIN_BAND_FRACTION:g} of every fluorophore's emission (at most "
+                      f"{band_fraction.max():.2g}): the image holds background only", stacklevel=2)
+    emitters = [e for e in emitters if e.density.sum() > 0 and e.weights.sum() > 0]
+    shares = _photon_shares([e.density.sum() * e.weights.sum() for e in emitters])
 
-    def __post_init__(self):
-        self.labels = np.asarray(self.labels)
-        present = set(np.unique(self.labels).tolist()) - {0}
-        missing = present - set(self.tissues)
-        if missing:
-            raise ValueError(f"tissues: labels {sorted(missing)} occur in the volume without a tissue")
-        for label, af in self.autofluorescence.items():
-            if af is not None and not isinstance(af, Autofluorescence):
-                raise TypeError(f"autofluorescence[{label}]: expected an Autofluorescence or None")
+    signal = np.zeros((len(scene.fluorophores), *camera_map.pixels))
+    autofluorescence = np.zeros(camera_map.pixels)
+    runs = {}
+    for (key, species, density, weights, efficiency, stream), share in zip(emitters, shares):
+        n = max(1, int(round(photons * share)))
+        sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
+                         photons=n, seed=seed, fluence=False,
+                         exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
+                         rng_stream=stream, keep_batches=("exit_map",) if keep_batches else False,
+                         batch_photons=max(1, n // 10) if keep_batches else None)
+        r = sim.run(backend, progress)
+        runs[key] = r
+        image = r.exit_map * density.sum() * weights.sum()  # per excitation photon
+        if species is None:
+            autofluorescence += image
+        else:
+            signal[species] = image
 
-    def add_fluorophore(self, quantum_dot: QuantumDot, concentration_uM) -> int:
-        """Add a QD species (µM per voxel, or one number for every tissue voxel); returns its index."""
-        if len(self.fluorophores) >= MAX_SPECIES:
-            raise ValueError(f"fluorophores: at most {MAX_SPECIES} species")
-        c = np.asarray(concentration_uM, dtype=np.float32)
-        if c.ndim == 0:
-            c = np.where(self.labels > 0, c, 0).astype(np.float32)
-        if c.shape != self.labels.shape:
-            raise ValueError(f"concentration_uM: shape {c.shape} differs from the labels' {self.labels.shape}")
-        self.fluorophores.append(Fluorophore(quantum_dot, c))
-        return len(self.fluorophores) - 1
+    return FluorescenceResult(
+        stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
+        autofluorescence_per_photon=autofluorescence,
+        leakage_per_photon=leakage, emitted=emitted, band_fraction=band_fraction,
+        emission=runs, provenance=provenance, notes=notes,
+    )
 
-    def medium(self, wavelengths_nm, fluorophores=None) -> tuple[Medium, object]:
-        """The engine's medium at these bin wavelengths, with the given fluorophores."""
-        fluorophores = self.fluorophores if fluorophores is None else fluorophores
-        table = build_optics_table(self.tissues, wavelengths_nm,
-                                   quantum_dots=[f.quantum_dot for f in fluorophores],
-                                   n_ambient=self.n_ambient)
-        kwargs = {}
-        if fluorophores:
-            kwargs = dict(fluorophore_concentration=np.stack([f.concentration_uM for f in fluorophores]),
-                          fluorophore_absorption=table.qd_absorption)
-        medium = Medium(self.labels, self.voxel_size, table.table, n_ambient=self.n_ambient,
-                        boundary=self.boundary, **kwargs)
-        return medium, table
 
-    def autofluorescence_of(self, label: int) -> Autofluorescence | None:
-        if label in self.autofluorescence:
-            return self.autofluorescence[label]
-        name = getattr(self.tissues[label], "name", None)
-        return default_autofluorescence(name) if name in default_names() else None
+def run(scene, excitation: Excitation, camera: Camera, photons: int = 100_000,
+        emission_photons: int | None = None, backend=None, seed: int = 1, bin_width_nm: float = 10.0,
+        progress=None) -> FluorescenceResult:
+    """Both stages: excite with ``photons`` excitation photons, then image through ``camera`` with
+    ``emission_photons`` (default: as many) emission photons shared between emitters."""
+    stage = excite(scene, excitation, camera, photons, backend, seed, progress)
+    return image(scene, stage, camera, emission_photons or photons, backend, seed, bin_width_nm, progress)
 
-    # --- stage 1 ---------------------------------------------------------------------------
-    def excite(self, excitation: Excitation, camera: Camera, photons: int, backend=None,
-               seed: int = 1, progress=None, keep_batches: bool = False) -> ExcitationStage:
-        """Excitation transport: fluence, per-species absorption, and the excitation light that
-        escapes into ``camera``'s field and acceptance cone (before its filter and sensor: any camera
-        of the same geometry turns it into leakage).
 
-        keep_batches: keep every batch's fluence, absorption and exit map (at least 10 batches),
-        so that signals computed from this stage (photonqd.adjoint_imaging) carry its Monte Carlo
-        error."""
-        medium, table = self.medium([excitation.wavelength_nm])
-        exit_map = camera.exit_map(medium)
-        source = dataclasses.replace(excitation.source, wavelength_bin=0)
-        kept = ("fluence", "absorbed", "exit_map", "species") if self.fluorophores else \
-            ("fluence", "absorbed", "exit_map")
-        result = Simulation(medium, source, photons=photons, seed=seed, fluence=True,
-                            exit_map=exit_map, rng_stream=rng_stream_id("excitation"),
-                            keep_batches=kept if keep_batches else False,
-                            batch_photons=max(1, photons // 10) if keep_batches else None
-                            ).run(backend, progress)
-        return ExcitationStage(excitation, result, tuple(self.fluorophores), table.provenance, exit_map)
+# --- helpers -------------------------------------------------------------------------------
+def _species_absorbed(stage, fluor, voxel_volume, notes, provenance) -> np.ndarray:
+    """Excitation photons absorbed by ``fluor`` per voxel, per launched excitation photon."""
+    for i, present in enumerate(stage.species):
+        if present is fluor:
+            return stage.result.fluorophore_absorbed[i]
+    # not present during excitation: track-length estimate from the stored fluence
+    wl = [stage.excitation.wavelength_nm]
+    mua = fluor.concentration_uM * float(fluor.quantum_dot.mua_per_uM(wl, provenance)[0])
+    notes.append(f"{fluor.quantum_dot.name}: excited through the stored fluence; its absorption "
+                 "does not attenuate the excitation light (first order)")
+    return stage.result.fluence * voxel_volume * mua
 
-    # --- stage 2 ---------------------------------------------------------------------------
-    def image(self, stage: ExcitationStage, camera: Camera, photons: int, backend=None,
-              seed: int = 1, bin_width_nm: float = 10.0, progress=None,
-              keep_batches: bool = False) -> FluorescenceResult:
-        """Emission transport of every species and of tissue autofluorescence into ``camera``.
-
-        photons: emission photons in all, shared between the emitters (see ``_photon_shares``).
-        bin_width_nm: width of the wavelength bins that discretise the camera band.
-        keep_batches: keep every batch's image (only the image) in the emission results, with at
-        least 10 batches, for Monte Carlo errors of image-derived quantities.
-        """
-        if not bin_width_nm > 0:
-            raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
-        lo, hi = camera.band
-        n_bins = max(1, int(math.ceil((hi - lo) / bin_width_nm)))
-        edges = np.linspace(lo, hi, n_bins + 1)
-        centres = 0.5 * (edges[:-1] + edges[1:])
-        medium, table = self.medium(centres)
-        provenance = Provenance().merge(stage.provenance).merge(table.provenance)
-        camera_map = camera.exit_map(medium)
-        if camera_map != stage.exit_map:
-            raise ValueError("camera: its field of view, pixels and NA must match the excitation stage's "
-                             "(the leakage image comes from that stage); rerun excite() for this camera")
-        # excitation light reaching the sensor through the filter's blocking (OD) is leakage
-        leakage = stage.result.exit_map * camera.detection_efficiency([stage.excitation.wavelength_nm])[0]
-        voxel_volume = float(np.prod(medium.voxel_size))
-        notes = []
-
-        emitters = []
-        emitted = np.zeros(len(self.fluorophores))
-        band_fraction = np.zeros(len(self.fluorophores))
-        for s, fluor in enumerate(self.fluorophores):
-            qd = fluor.quantum_dot
-            density = qd.quantum_yield * self._species_absorbed(stage, fluor, voxel_volume, notes, provenance)
-            weights, efficiency = _bin_weights(qd.emission.pdf, edges, camera)
-            emitted[s], band_fraction[s] = density.sum(), weights.sum()
-            emitters.append(_Emitter(emitter_key(s), s, density, weights, efficiency, rng_stream_id("species", s)))
-        for g, (spectrum, density) in enumerate(self._autofluorescence_groups(stage.tissue_absorbed())):
-            weights, efficiency = _bin_weights(spectrum.pdf, edges, camera)
-            emitters.append(_Emitter(emitter_key(None, g), None, density, weights, efficiency,
-                                     rng_stream_id("autofluorescence", g)))
-        if self.fluorophores and not band_fraction.max() >= MIN_BAND_FRACTION:
-            # legitimate for a background-only image, so a warning; a study refuses it outright
-            warnings.warn(f"camera.emission_filter: the band {lo:g}-{hi:g} nm passes less than "
-                          f"{MIN_BAND_FRACTION:g} of every fluorophore's emission (at most "
-                          f"{band_fraction.max():.2g}): the image holds background only", stacklevel=2)
-        emitters = [e for e in emitters if e.density.sum() > 0 and e.weights.sum() > 0]
-        shares = _photon_shares([e.density.sum() * e.weights.sum() for e in emitters])
-
-        signal = np.zeros((len(self.fluorophores), *camera_map.pixels))
-        autofluorescence = np.zeros(camera_map.pixels)
-        runs = {}
-        for (key, species, density, weights, efficiency, stream), share in zip(emitters, shares):
-            n = max(1, int(round(photons * share)))
-            sim = Simulation(medium, VoxelEmission(density=density, bin_weights=weights),
-                             photons=n, seed=seed, fluence=False,
-                             exit_map=dataclasses.replace(camera_map, bin_efficiency=efficiency),
-                             rng_stream=stream, keep_batches=("exit_map",) if keep_batches else False,
-                             batch_photons=max(1, n // 10) if keep_batches else None)
-            r = sim.run(backend, progress)
-            runs[key] = r
-            image = r.exit_map * density.sum() * weights.sum()  # per excitation photon
-            if species is None:
-                autofluorescence += image
-            else:
-                signal[species] = image
-
-        return FluorescenceResult(
-            stage=stage, camera=camera, wavelengths_nm=centres, signal_per_photon=signal,
-            autofluorescence_per_photon=autofluorescence,
-            leakage_per_photon=leakage, emitted=emitted, band_fraction=band_fraction,
-            emission=runs, provenance=provenance, notes=notes,
-        )
-
-    def run(self, excitation: Excitation, camera: Camera, photons: int = 100_000,
-            emission_photons: int | None = None, backend=None, seed: int = 1,
-            bin_width_nm: float = 10.0, progress=None) -> FluorescenceResult:
-        """Both stages: excite with ``photons`` excitation photons, then image through ``camera``
-        with ``emission_photons`` (default: as many) emission photons shared between emitters."""
-        stage = self.excite(excitation, camera, photons, backend, seed, progress)
-        return self.image(stage, camera, emission_photons or photons, backend, seed, bin_width_nm,
-                          progress)
-
-    # --- helpers ---------------------------------------------------------------------------
-    def _species_absorbed(self, stage, fluor, voxel_volume, notes, provenance) -> np.ndarray:
-        """Excitation photons absorbed by ``fluor`` per voxel, per launched excitation photon."""
-        for i, present in enumerate(stage.species):
-            if present is fluor:
-                return stage.result.fluorophore_absorbed[i]
-        # not present during excitation: track-length estimate from the stored fluence
-        wl = [stage.excitation.wavelength_nm]
-        mua = fluor.concentration_uM * float(fluor.quantum_dot.mua_per_uM(wl, provenance)[0])
-        notes.append(f"{fluor.quantum_dot.name}: excited through the stored fluence; its absorption "
-                     "does not attenuate the excitation light (first order)")
-        return stage.result.fluence * voxel_volume * mua
-
-    def _autofluorescence_groups(self, tissue_absorbed):
-        """(emission spectrum, emission density) per distinct autofluorescence spectrum."""
-        groups = []
-        for label in sorted(self.tissues):
-            af = self.autofluorescence_of(label)
-            if af is None or af.yield_per_absorbed == 0:
-                continue
-            density = np.where(self.labels == label, af.yield_per_absorbed * tissue_absorbed, 0.0)
-            for i, (spectrum, total) in enumerate(groups):
-                if spectrum == af.emission:
-                    groups[i] = (spectrum, total + density)
-                    break
-            else:
-                groups.append((af.emission, density))
-        return groups
+def _autofluorescence_groups(scene, tissue_absorbed):
+    """(emission spectrum, emission density) per distinct autofluorescence spectrum."""
+    groups = []
+    for label in sorted(scene.tissues):
+        af = scene.autofluorescence_of(label)
+        if af is None or af.yield_per_absorbed == 0:
+            continue
+        density = np.where(scene.labels == label, af.yield_per_absorbed * tissue_absorbed, 0.0)
+        for i, (spectrum, total) in enumerate(groups):
+            if spectrum == af.emission:
+                groups[i] = (spectrum, total + density)
+                break
+        else:
+            groups.append((af.emission, density))
+    return groups
 
 
 class _Emitter(NamedTuple):

@@ -35,7 +35,7 @@ from .optics import qd_preset, qd_preset_names
 from .sources import DiskSource
 from .tallies import batch_mean_error
 
-#: Phantom generators a study can use: each takes depth_mm and returns a FluorescenceScene.
+#: Phantom generators a study can use: each takes depth_mm and returns a photonqd.scene.Scene.
 SCENES = {f.__name__: f for f in (phantoms.skin_tumour, phantoms.intralipid_capillary,
                                    phantoms.mouse_head, phantoms.lymph_node)}
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
@@ -220,7 +220,7 @@ def _check_optics_available(tissues: dict, excitation: dict, probes: list) -> No
     bands = [("excitation.wavelength_nm", [excitation["wavelength_nm"]])]
     for i, p in enumerate(probes):
         lo, hi = p.window_nm
-        n = max(1, math.ceil((hi - lo) / 10.0))  # FluorescenceScene.image's default 10 nm bins
+        n = max(1, math.ceil((hi - lo) / 10.0))  # photonqd.fluorescence.image's default 10 nm bins
         edges = np.linspace(lo, hi, n + 1)
         bands.append((f"probe[{i}].window_nm", 0.5 * (edges[:-1] + edges[1:])))
     with warnings.catch_warnings():
@@ -547,7 +547,7 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
     centre = target_centre(scene)
     excitation = config.excitation_for(centre)
     cameras = {p.name: config.camera_for(p, centre) for p in config.probes}
-    scene.fluorophores = []
+    scene = scene.with_fluorophores()   # tissue only: each probe's QD is excited through the stored fluence
     start = time.perf_counter()
     stage = scene.excite(excitation, cameras[config.probes[0].name], config.photons, backend,
                          config.seed, progress)
@@ -555,14 +555,14 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
     out = []
     for probe in config.probes:
         t0 = time.perf_counter()
-        scene.fluorophores = []
-        scene.add_fluorophore(qd_preset(probe.quantum_dot), np.where(scene.target, probe.concentration_uM, 0.0))
+        labelled = scene.with_fluorophore(qd_preset(probe.quantum_dot),
+                                          np.where(scene.target, probe.concentration_uM, 0.0))
         camera = cameras[probe.name]
         # more emission photons until the target's contrast is resolved (or the cap is reached):
         # the target alone emits, so excitation noise scales the contrast but cannot create it
         n = config.emission_photons
         while True:
-            image = scene.image(stage, camera, n, backend, config.seed, progress=progress,
+            image = labelled.image(stage, camera, n, backend, config.seed, progress=progress,
                                 keep_batches=True)
             error = _contrast_rel_error(image, camera, centre, config.camera)
             if error <= MAX_MC_ERROR or n >= config.max_emission_photons:

@@ -30,9 +30,10 @@ import math
 import numpy as np
 
 from .adjoint_imaging import _band_bins
-from .fluorescence import FluorescenceScene, _bin_weights
+from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
 from .optics import qd_preset
+from .scene import Scene
 from .simulation import Simulation
 from .sources import DiskSource, VoxelEmission
 from .tallies import batch_mean_error
@@ -53,7 +54,7 @@ class Crop:
     shift_mm: tuple
 
 
-def crop_around(scene: FluorescenceScene, axis, half_width_mm: float) -> Crop:
+def crop_around(scene: Scene, axis, half_width_mm: float) -> Crop:
     voxel = np.broadcast_to(np.asarray(scene.voxel_size, dtype=np.float64), (3,))
     nx, ny, nz = scene.labels.shape
     zs = np.flatnonzero(scene.target.any(axis=(0, 1)))
@@ -68,11 +69,10 @@ def crop_around(scene: FluorescenceScene, axis, half_width_mm: float) -> Crop:
     return Crop(sx, sy, slice(0, z1), (sx.start * voxel[0], sy.start * voxel[1]))
 
 
-def _cropped(scene: FluorescenceScene, crop: Crop) -> FluorescenceScene:
+def _cropped(scene: Scene, crop: Crop) -> Scene:
     labels = np.ascontiguousarray(scene.labels[crop.x, crop.y, crop.z])
     target = np.ascontiguousarray(scene.target[crop.x, crop.y, crop.z])
-    return FluorescenceScene(labels, scene.voxel_size, dict(scene.tissues), dict(scene.autofluorescence),
-                             n_ambient=scene.n_ambient, boundary=scene.boundary, target=target)
+    return scene.with_labels(labels, target)
 
 
 @dataclasses.dataclass
@@ -116,7 +116,7 @@ class Correction:
         return scale * (k * a - b)
 
 
-def run_correction(config, scene: FluorescenceScene, axis, source_per_voxel: dict, cameras: dict,
+def run_correction(config, scene: Scene, axis, source_per_voxel: dict, cameras: dict,
                    photons: int, backend=None, progress=None) -> Correction:
     """The correlated pairs at one depth. source_per_voxel: probe -> q_Born (m,) over the target's
     voxels (np.argwhere order) in emitted photons per excitation photon; cameras: probe -> Camera."""
@@ -166,10 +166,8 @@ def run_correction(config, scene: FluorescenceScene, axis, source_per_voxel: dic
 
         def emit(s, qd=qd, centres=centres):
             if s is with_target:   # the QD absorbs its own emission too, as in the forward path
-                s.fluorophores = []
-                s.add_fluorophore(qd, np.where(target, probe.concentration_uM, 0.0))
+                s = s.with_fluorophore(qd, np.where(target, probe.concentration_uM, 0.0))
             medium, _ = s.medium(centres)
-            s.fluorophores = []
             return Simulation(medium, emitter, photons=photons, seed=config.seed, fluence=False,
                               rng_stream=rng_stream_id("species", index), exit_map=exit_map,
                               batch_photons=batch, keep_batches=("exit_map",))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .medium import Medium
+from .validation.cases import slab as slab_scene
 
 #: NumPy runs a test at 1/NUMPY_DIVISOR of the kernel backends' photons, at most NUMPY_CAP photons.
 NUMPY_DIVISOR = 25
@@ -76,10 +77,9 @@ def zscore(a, sa, b, sb=0.0):
 
 
 def slab(mua, mus, g, n, thickness, n_ambient=1.0, side="mirror", width=100.0) -> Medium:
-    """A laterally infinite slab: one voxel with mirror (or cyclic) side faces."""
-    optics = [[0, 0, 0, n_ambient], [mua, mus, g, n]]
-    return Medium(np.ones((1, 1, 1), np.uint8), (width, width, thickness), optics,
-                  n_ambient=n_ambient, boundary={f: side for f in ("x-", "x+", "y-", "y+")})
+    """The engine's medium of a laterally infinite slab (photonqd.validation.cases.slab): one voxel
+    with mirror (or cyclic) side faces."""
+    return slab_scene(mua, mus, g, n, thickness, n_ambient, side, width).medium()[0]
 
 
 def heterogeneous() -> Medium:

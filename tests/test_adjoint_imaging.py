@@ -5,6 +5,7 @@ Forward and adjoint share one excitation stage, so its error is common to both a
 use only the emission-side errors: the forward emission run's batch means and the adjoint runs'.
 """
 
+import dataclasses
 import math
 import re
 
@@ -44,8 +45,7 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
     """Adjoint vs forward for one phantom, depth and probe: {quantity: (adj, adj_err, fwd, fwd_err)}.
     Each emitter gets its own forward run with all ``n_fwd`` photons (the forward image shares
     them by emitted power, which leaves a faint QD next to NIR-I autofluorescence unresolved)."""
-    scene = config.scene(depth)
-    scene.fluorophores = []
+    scene = config.scene(depth).with_fluorophores()
     centre = target_centre(scene)
     camera, excitation = config.camera_for(probe, centre), config.excitation_for(centre)
     stage = scene.excite(excitation, camera, n_ex, backend, seed=1, keep_batches=True)
@@ -70,9 +70,8 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
             leak = camera.bin_image(image.leakage_per_photon)[mask].mean() * rate
             assert model.leakage(name).value == pytest.approx(leak, rel=1e-9, abs=1e-12)
     if "QD" in what:
-        scene.autofluorescence = {label: None for label in scene.tissues}
-        scene.add_fluorophore(qd, c)
-        image = scene.image(stage, camera, n_fwd, backend, seed=4, keep_batches=True)
+        labelled = dataclasses.replace(scene, autofluorescence={label: None for label in scene.tissues})
+        image = labelled.with_fluorophore(qd, c).image(stage, camera, n_fwd, backend, seed=4, keep_batches=True)
         scale = image.emitted[0] * image.band_fraction[0] * rate
         for name, mask in masks.items():
             a = model.quantum_dot(qd, c, name)
@@ -156,7 +155,6 @@ QD = qd_preset("pbs_cds_1300")
 
 def small():
     scene = skin_tumour(depth_mm=1.5, radius_mm=0.5, size_mm=(6.0, 6.0, 4.0), voxel_size=(0.25, 0.25, 0.2))
-    scene.fluorophores = []
     camera = Camera((4.0, 4.0), (8, 8), (3.0, 3.0), 0.3, EmissionFilter(1250, 1400, blocking_od=6),
                     sensor_preset("ingaas_standard"), exposure_s=0.05)
     excitation = Excitation(pq.DiskSource((3.0, 3.0, 0.0), radius=2.0), 808.0, 50.0)
@@ -244,11 +242,9 @@ def test_refusals(backend):
         detection_fields(scene, camera, masks, 0, backend=backend)
     fields = detection_fields(scene, camera, {"target": masks["target"]}, 100, quantum_dots=[QD],
                               autofluorescence=False, backend=backend)
-    scene.add_fluorophore(QD, 0.1)
-    stage = scene.excite(excitation, camera, 200, backend)
+    stage = scene.with_fluorophore(QD, 0.1).excite(excitation, camera, 200, backend)
     with pytest.raises(ValueError, match="^stage"):
         SignalModel(scene, stage, fields)
-    scene.fluorophores = []
     model = SignalModel(scene, scene.excite(excitation, camera, 200, backend), fields)
     with pytest.raises(ValueError, match="^concentration_uM"):
         model.quantum_dot(QD, -1.0, "target")

@@ -8,7 +8,8 @@ import pytest
 
 import photonqd as pq
 from photonqd.camera import Camera, EmissionFilter, Sensor
-from photonqd.fluorescence import Excitation, FluorescenceScene
+from photonqd.fluorescence import Excitation
+from photonqd.scene import Scene
 from photonqd.optics import qd_preset, tissue_preset
 from photonqd.optics.quantum_dots import GaussianEmission
 from photonqd.sources import VoxelEmission
@@ -31,11 +32,11 @@ def tissue():
 
 def scene(qd_conc=2.0, qd=None, boundary="escape"):
     labels = np.ones((8, 8, 6), np.uint8)
-    s = FluorescenceScene(labels, 0.5, {1: tissue()}, autofluorescence={1: None}, boundary=boundary)
+    s = Scene(labels, 0.5, {1: tissue()}, autofluorescence={1: None}, boundary=boundary)
     if qd_conc:
         conc = np.zeros(labels.shape, np.float32)
         conc[3:5, 3:5, 1:3] = qd_conc
-        s.add_fluorophore(qd or qd_preset("pbs_cds_1300"), conc)
+        s = s.with_fluorophore(qd or qd_preset("pbs_cds_1300"), conc)
     return s
 
 
@@ -92,9 +93,8 @@ def test_infinite_medium_emission_equals_qy_times_absorption_share(backend):
     """Uniform fluorophore, isotropic excitation, photons cannot leave (mirror faces): emitted
     fluorescence per excitation photon = QY * mu_a,f / mu_a,total (times 1 + net roulette weight)."""
     labels = np.ones((3, 3, 3), np.uint8)
-    s = FluorescenceScene(labels, 1.0, {1: tissue()}, autofluorescence={1: None}, boundary="mirror")
     qd = qd_preset("pbs_cds_1300")
-    s.add_fluorophore(qd, 1.0)
+    s = Scene(labels, 1.0, {1: tissue()}, autofluorescence={1: None}, boundary="mirror").with_fluorophore(qd, 1.0)
     exc = Excitation(pq.IsotropicPoint((1.5, 1.5, 1.5)), 808.0, 1.0, area_mm2=1.0)
     stage = s.excite(exc, camera(), photons=400, backend=backend)
     mua_f = float(qd.mua_per_uM([808.0])[0])
@@ -153,7 +153,7 @@ def test_excitation_stage_is_reused_by_new_cameras_and_fluorophores(backend):
     assert narrow.stage is nir2.stage is stage
     assert narrow.band_fraction[0] < nir2.band_fraction[0]
     # a fluorophore added after the excitation stage is excited through the stored fluence
-    s.add_fluorophore(qd_preset("pbs_cds_1550"), s.fluorophores[0].concentration_uM)
+    s = s.with_fluorophore(qd_preset("pbs_cds_1550"), s.fluorophores[0].concentration_uM)
     late = s.image(stage, camera(band=(1500, 1650)), photons=1000, backend=backend)
     assert any("stored fluence" in note for note in late.notes)
     assert late.emitted[1] > 0

@@ -1,5 +1,6 @@
-"""Phantoms: MCX benchmarks (grids, labels, voxelisation, agreement with phantoms/*.json) and the
-fluorescence scenes (layers, target shapes and depths, input checks, a tiny end-to-end run each)."""
+"""Phantoms: MCX benchmarks (built from phantoms/mcx_benchmarks.json: grids, labels, voxelisation
+against MCX's own counts and rules) and the fluorescence scenes (layers, target shapes and depths,
+input checks, a tiny end-to-end run each)."""
 
 import json
 import math
@@ -11,9 +12,10 @@ import pytest
 import photonqd as pq
 from photonqd import phantom
 from photonqd.camera import Camera, EmissionFilter, Sensor
-from photonqd.fluorescence import Excitation, FluorescenceScene
-from photonqd.optics import Intralipid, qd_preset
-from photonqd.phantom import MCX_BENCHMARKS
+from photonqd.fluorescence import Excitation
+from photonqd.optics import FixedOptics, Intralipid, qd_preset
+from photonqd.phantom import MCX_BENCHMARKS, benchmark
+from photonqd.scene import Scene
 
 DEFINITIONS = json.loads((Path(__file__).parents[1] / "phantoms" / "mcx_benchmarks.json").read_text())
 
@@ -30,9 +32,11 @@ def count_sphere_voxels(n: int, centre: float, radius: float) -> int:
     return count
 
 
-def test_every_benchmark_is_recorded():
+def test_every_benchmark_is_recorded_and_read_from_the_installed_definition():
     assert list(phantom.BENCHMARKS) == list(DEFINITIONS["phantoms"])
     assert set(MCX_BENCHMARKS) == set(phantom.BENCHMARKS) - {"tissue60"}
+    # the package reads the repository's JSON (installed as package data), not a copy of it
+    assert phantom.definitions() == DEFINITIONS
 
 
 @pytest.mark.parametrize("name", list(phantom.BENCHMARKS))
@@ -40,11 +44,12 @@ def test_generators_match_the_recorded_definitions(name):
     spec = DEFINITIONS["phantoms"][name]
     p = phantom.BENCHMARKS[name]()
     m, s = p.medium, p.source
-    assert p.name == name
+    assert p.name == name and isinstance(p.scene, Scene)
+    assert all(isinstance(t, FixedOptics) for t in p.scene.tissues.values())
     assert m.shape == tuple(round(v / spec["voxel_size"]) for v in spec["size"]) and m.labels.dtype == np.uint8
     assert m.voxel_size == (spec["voxel_size"],) * 3
-    np.testing.assert_allclose(m.optics[0], spec["media"])
-    assert m.n_ambient == spec["n_ambient"]
+    np.testing.assert_allclose(m.optics[0], spec["media"], rtol=1e-7)  # float32 optics table
+    assert m.n_ambient == pytest.approx(spec["n_ambient"], rel=1e-7)
     assert set(m.boundary.values()) == {"escape"}
     # "no reflection" means an ambient index equal to every tissue index
     matched = np.all(m.optics[0, 1:, 3] == m.n_ambient)
@@ -75,17 +80,15 @@ def test_generators_match_the_recorded_definitions(name):
 
 
 def test_sphshells_shells_follow_the_voxel_centre_rule():
-    labels = phantom.sphshells().medium.labels
+    labels = benchmark("sphshells").medium.labels
     r25, r23, r10 = (count_sphere_voxels(60, 30.0, r) for r in (25, 23, 10))
     assert np.count_nonzero(labels == 2) == r25 - r23
     assert np.count_nonzero(labels == 3) == r23 - r10
     assert np.count_nonzero(labels == 4) == r10
-    with pytest.raises(ValueError, match="radii"):
-        phantom.sphshells(radii=(10.0, 23.0, 25.0))
 
 
 def test_skinvessel_vessel_is_mcx_cylinder():
-    p = phantom.skinvessel()
+    p = benchmark("skinvessel")
     vessel = p.medium.labels == 2
     # MCX's rule in voxel units: (j + 0.5 - 100.5)^2 + (k + 0.5 - 100.5)^2 <= 20^2, every x
     j, k = np.meshgrid(np.arange(200), np.arange(200), indexing="ij")
@@ -93,7 +96,7 @@ def test_skinvessel_vessel_is_mcx_cylinder():
     assert all(np.array_equal(vessel[i], expected) for i in (0, 99, 199))
     assert np.count_nonzero(expected) == 1257  # Gauss circle count for r = 20
     # the label-1 row is MCX's g = 1 medium written without scattering; the source lies in the grid
-    assert tuple(p.medium.optics[0, 1, :2]) == (3.564e-05, 0.0)
+    assert tuple(p.medium.optics[0, 1, :2]) == (np.float32(3.564e-05), 0.0)
     p.simulation(10, fluence=False).check()
 
 
@@ -117,43 +120,49 @@ def test_sphere_boundary_is_inclusive():
 
 
 def test_finer_voxels_keep_the_geometry_and_approach_the_true_volume():
-    p = phantom.cubesph60b(voxel_size=0.5)
+    p = benchmark("cubesph60b", voxel_size=0.5)
     assert p.medium.shape == (120, 120, 120)
     assert p.medium.voxel_size == (0.5, 0.5, 0.5)
     volume = np.count_nonzero(p.medium.labels == 2) * 0.5**3
-    coarse = np.count_nonzero(phantom.cubesph60b().medium.labels == 2)
+    coarse = np.count_nonzero(benchmark("cubesph60b").medium.labels == 2)
     exact = 4 / 3 * math.pi * 15**3
     assert abs(volume - exact) < abs(coarse - exact)
     assert tuple(p.source.position) == (29.0, 29.0, 0.0)
 
 
-def test_parameters_override_the_mcx_defaults():
-    p = phantom.cube60(size=20.0, voxel_size=2.0, tissue=(0.01, 2.0, 0.9, 1.4),
-                       source_position=(10.0, 10.0, 0.0), time_gate_ns=1.0)
+def test_parameters_override_the_recorded_values():
+    p = benchmark("cube60", size=20.0, voxel_size=2.0, media=[(0.01, 2.0, 0.9, 1.4)], time_gate_ns=1.0)
     assert p.medium.shape == (10, 10, 10)
-    np.testing.assert_allclose(p.medium.optics[0, 1], (0.01, 2.0, 0.9, 1.4))
-    assert p.medium.n_ambient == 1.4
+    np.testing.assert_allclose(p.medium.optics[0, 1], (0.01, 2.0, 0.9, 1.4), rtol=1e-7)
+    assert p.medium.n_ambient == p.medium.optics[0, 1, 3]   # "no reflection": the tissue's index
+    assert benchmark("cube60b", media=[(0.01, 2.0, 0.9, 1.4)]).medium.n_ambient == 1.0   # Fresnel
     assert p.time_gate_ns == 1.0
-    box = phantom.cube60b(size=(30.0, 40.0, 50.0))
+    box = benchmark("cube60b", size=(30.0, 40.0, 50.0))
     assert box.medium.shape == (30, 40, 50)
+    with pytest.raises(ValueError, match="media: cubesph60b needs 2 rows"):
+        benchmark("cubesph60b", media=[(0.01, 2.0, 0.9, 1.4)])
+    with pytest.raises(ValueError, match="mus: must be >= 0"):
+        benchmark("cube60", media=[(0.01, -2.0, 0.9, 1.4)])
+    with pytest.raises(ValueError, match="benchmark: unknown name 'cube61'"):
+        benchmark("cube61")
 
 
 def test_size_must_be_a_whole_number_of_voxels():
     with pytest.raises(ValueError, match="whole number of voxels"):
-        phantom.cube60(size=60.0, voxel_size=0.7)
+        benchmark("cube60", size=60.0, voxel_size=0.7)
     with pytest.raises(ValueError, match="must be > 0"):
-        phantom.cube60(voxel_size=0.0)
+        benchmark("cube60", voxel_size=0.0)
 
 
 def test_simulation_carries_the_gate_and_options():
-    sim = phantom.spherebox().simulation(123, seed=7, fluence=False)
+    sim = benchmark("spherebox").simulation(123, seed=7, fluence=False)
     assert (sim.photons, sim.seed, sim.time_gate_ns, sim.fluence) == (123, 7, 5.0, False)
     sim.check()
 
 
 def test_cube60_absorbs_mcx_reference_fraction(backend, budget):
     # few photons: a smoke test of the whole chain, within 4 upper-bound standard errors
-    p = phantom.cube60()
+    p = benchmark("cube60")
     photons = budget(kernel=20_000, numpy=300)
     absorbed = p.simulation(photons, seed=1, fluence=False).run(backend).absorbed_fraction
     error = math.sqrt(p.reference_absorbed * (1 - p.reference_absorbed) / photons)
@@ -202,7 +211,7 @@ SCENES = {
 @pytest.mark.parametrize("name", list(SCENES))
 def test_scene_target_is_highest_label_mask_and_qd_region(name):
     scene = SCENES[name](quantum_dot=QD, concentration_uM=2.5)
-    assert isinstance(scene, FluorescenceScene)
+    assert isinstance(scene, Scene)
     top = max(scene.tissues)
     assert np.array_equal(scene.target, scene.labels == top)
     assert set(np.unique(scene.labels)) == set(scene.tissues)
@@ -220,6 +229,19 @@ def test_target_centre_lies_at_the_requested_depth(name, depth):
     scene = SCENES[name](depth_mm=depth)
     dz = np.broadcast_to(scene.voxel_size, (3,))[2]
     assert phantom.target_centre_mm(scene)[2] == pytest.approx(depth, abs=dz / 2)
+
+
+def test_a_tumour_shallower_than_its_radius_is_cut_off_by_the_surface():
+    full = phantom.skin_tumour(depth_mm=1.0, radius_mm=0.5, size_mm=(4.0, 4.0, 3.0))
+    cut = phantom.skin_tumour(depth_mm=0.25, radius_mm=0.5, size_mm=(4.0, 4.0, 3.0))
+    z = (np.arange(cut.labels.shape[2]) + 0.5) * 0.1
+    k = np.flatnonzero(cut.target.any(axis=(0, 1)))
+    assert z[k[0]] == pytest.approx(0.05) and 0.6 < z[k[-1]] <= 0.75   # from the surface to about 0.75 mm
+    # the part of the sphere above the surface is missing: a cap of height 0.25 mm of the 0.5 mm sphere
+    cap = np.pi * 0.25**2 * (3 * 0.5 - 0.25) / 3
+    volume = lambda s: np.count_nonzero(s.target) * 0.25 * 0.25 * 0.1
+    assert volume(full) - volume(cut) == pytest.approx(cap, rel=0.1)
+    assert np.all(cut.labels[cut.target] == max(cut.tissues))   # the tumour replaces the epidermis above it
 
 
 def test_intralipid_capillary_geometry_and_media():
@@ -269,6 +291,7 @@ def test_lymph_node_ellipsoid_in_fat_under_skin():
 
 
 @pytest.mark.parametrize("call, match", [
+    (lambda: phantom.skin_tumour(depth_mm=-0.1), r"depth_mm: must be in \[0, 14\] mm"),
     (lambda: phantom.intralipid_capillary(depth_mm=0.1), r"depth_mm: must be in \[0.25, 5.75\] mm"),
     (lambda: phantom.intralipid_capillary(intralipid_percent=25.0), r"intralipid_percent: must be in .*20"),
     (lambda: phantom.intralipid_capillary(intralipid_percent=0.0), "intralipid_percent"),

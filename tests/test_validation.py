@@ -75,9 +75,9 @@ def test_stored_adding_doubling_values(row):
 
     name, albedo, b, g, n, r_stored, t_stored, _ = row
     case = by_name([name])[0]
-    mua, mus, g_case, n_case = case.tissue
+    mua, mus, g_case, n_case = case.scene.tissues[1].row
     assert mus / (mua + mus) == pytest.approx(albedo)
-    assert (mua + mus) * case.voxel_size[2] == pytest.approx(b)
+    assert (mua + mus) * case.scene.voxel_size[2] == pytest.approx(b)
     assert (g_case, n_case) == (g, n)
     for stored, computed in zip((r_stored, t_stored), total_rt(albedo, b, g, n)):
         assert stored == pytest.approx(computed, abs=1e-6)

@@ -13,11 +13,14 @@ escaped through the far face), ``A`` absorbed fraction.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 import photonqd as pq
+from photonqd.optics import FixedOptics
+from photonqd.phantom import Benchmark, benchmark
+from photonqd.scene import Scene
 
 SLAB_WIDTH = 100.0  # mm; any width works with mirror sides, this one keeps the source centred
 
@@ -43,53 +46,60 @@ class Check:
             raise ValueError(f"{self.quantity}: tolerance must be > 0, got {self.tolerance}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Case:
-    """A validation problem: a box of one tissue, a collimated pencil beam, and its checks.
+    """A validation problem: a scene (photonqd.scene.Scene with FixedOptics), a source, and checks.
 
-    shape, voxel_size: the voxel grid (all voxels tissue, label 1).
-    tissue:            (mu_a [1/mm], mu_s [1/mm], g, n).
-    boundary:          side-face conditions; faces not named escape through Fresnel.
-    fast:              part of the subset that pytest runs on every backend.
+    time_gate_ns: photons still propagating at this time stop (None: no gate).
+    photons:      the full validation's photon count; ``fast``: part of the subset that pytest runs
+                  on every backend.
     """
 
     name: str
     citation: str
     checks: tuple[Check, ...]
-    tissue: tuple[float, float, float, float]
-    shape: tuple[int, int, int]
-    voxel_size: tuple[float, float, float]
-    source_position: tuple[float, float, float]
-    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
-    n_ambient: float = 1.0
-    boundary: dict = field(default_factory=dict)
-    specular: bool = True
+    scene: Scene
+    source: pq.Source
     time_gate_ns: float | None = None
     photons: int = FULL_PHOTONS
     seed: int = 1
     fast: bool = False
 
+    @classmethod
+    def from_benchmark(cls, problem: Benchmark, name: str, citation: str, checks, **kwargs) -> "Case":
+        """A case on a photonqd.phantom benchmark: its scene, source and time gate."""
+        return cls(name=name, citation=citation, checks=tuple(checks), scene=problem.scene,
+                   source=problem.source, time_gate_ns=problem.time_gate_ns, **kwargs)
+
     def simulation(self, photons: int | None = None, batches: int = 20) -> pq.Simulation:
         """The case as a Simulation with ``batches`` equal batches for batch-means errors."""
         photons = int(photons or self.photons)
-        optics = [[0.0, 0.0, 0.0, self.n_ambient], list(self.tissue)]
-        medium = pq.Medium(np.ones(self.shape, np.uint8), self.voxel_size, optics,
-                           n_ambient=self.n_ambient, boundary=self.boundary)
-        source = pq.PencilBeam(self.source_position, self.direction, specular=self.specular)
-        return pq.Simulation(medium, source, photons=photons, seed=self.seed,
+        medium, _ = self.scene.medium()
+        return pq.Simulation(medium, self.source, photons=photons, seed=self.seed,
                              time_gate_ns=self.time_gate_ns, fluence=False,
                              batch_photons=math.ceil(photons / batches))
 
 
-_MIRROR_SIDES = {"x-": "mirror", "x+": "mirror", "y-": "mirror", "y+": "mirror"}
+MIRROR_SIDES = {"x-": "mirror", "x+": "mirror", "y-": "mirror", "y+": "mirror"}
+
+
+def box_scene(tissue, shape, voxel_size, n_ambient: float = 1.0, boundary=None) -> Scene:
+    """A box of one tissue (mu_a [1/mm], mu_s [1/mm], g, n): every voxel label 1."""
+    return Scene(np.ones(shape, np.uint8), voxel_size, {1: FixedOptics(*tissue, name="slab")},
+                 n_ambient=n_ambient, boundary=boundary if boundary is not None else "escape")
+
+
+def slab(mua, mus, g, n, thickness, n_ambient=1.0, side="mirror", width=SLAB_WIDTH) -> Scene:
+    """A laterally infinite slab: one voxel ``width`` mm wide with mirror (or cyclic) side faces,
+    escaping through its top and bottom faces."""
+    sides = {face: side for face in MIRROR_SIDES}
+    return box_scene((mua, mus, g, n), (1, 1, 1), (width, width, thickness), n_ambient, sides)
 
 
 def slab_case(name, citation, checks, mua, mus, g, n, thickness, **kwargs) -> Case:
     """A laterally infinite slab in air, lit by a normal pencil beam at the centre of its top."""
-    return Case(name=name, citation=citation, checks=tuple(checks), tissue=(mua, mus, g, n),
-                shape=(1, 1, 1), voxel_size=(SLAB_WIDTH, SLAB_WIDTH, thickness),
-                source_position=(SLAB_WIDTH / 2, SLAB_WIDTH / 2, 0.0), boundary=_MIRROR_SIDES,
-                **kwargs)
+    return Case(name=name, citation=citation, checks=tuple(checks), scene=slab(mua, mus, g, n, thickness),
+                source=pq.PencilBeam((SLAB_WIDTH / 2, SLAB_WIDTH / 2, 0.0), (0.0, 0.0, 1.0)), **kwargs)
 
 
 def adding_doubling_case(name, albedo, optical_thickness, g, n, r_total, t_total, **kwargs):
@@ -116,9 +126,8 @@ def _beer_lambert(name, direction, boundary, mua=0.4, layers=20, dz=0.25):
     return Case(
         name=name, citation="Beer-Lambert law (exact)",
         checks=(Check("T", t, t * 2**-17), Check("A", 1 - t, t * 2**-17)),
-        tissue=(mua, 0.0, 0.0, 1.37), n_ambient=1.37, shape=(1, 1, layers),
-        voxel_size=(1.0, 1.0, dz), source_position=(0.5, 0.5, 0.0), direction=direction,
-        boundary=boundary, photons=20_000, fast=True)
+        scene=box_scene((mua, 0.0, 0.0, 1.37), (1, 1, layers), (1.0, 1.0, dz), 1.37, boundary),
+        source=pq.PencilBeam((0.5, 0.5, 0.0), direction), photons=20_000, fast=True)
 
 
 def _fresnel_slab(name, mua=1.0, n=1.4, thickness=1.0):
@@ -149,6 +158,8 @@ ADDING_DOUBLING = (
     ("ad_thick", 0.99, 10.0, 0.0, 1.0, (0.740932, 1e-5), (0.084761, 1e-5), {}),
 )
 
+_CUBE60 = benchmark("cube60")
+
 CASES: tuple[Case, ...] = (
     slab_case(
         "vdhulst_slab",
@@ -165,17 +176,14 @@ CASES: tuple[Case, ...] = (
         (Check("R", 0.2600, 1e-4),),
         # 10 mm = 100 mean free paths: nothing reaches the far face (diffusion decay e^-55)
         mua=1.0, mus=9.0, g=0.0, n=1.5, thickness=10.0, fast=True),
-    Case(
-        name="mcx_cube60",
-        citation="MCX benchmark cube60 (fangq/mcx src/mcx_bench.c): MCX's own Monte Carlo",
+    Case.from_benchmark(
+        _CUBE60, "mcx_cube60",
+        "MCX benchmark cube60 (fangq/mcx src/mcx_bench.c): MCX's own Monte Carlo",
         # MCX's figure is itself Monte Carlo: at the benchmark's 1e6 photons its standard error is
         # 0.029 % (per-photon spread of absorbed weight 0.29), plus 0.005 % rounding of the printed
         # digits. Conventions match MCX's: no specular loss, weight alive at 5 ns (~0.004 %) is
         # not absorbed, no reflection at the faces (n_ambient = n)
-        checks=(Check("A", 0.1769, 3e-4),),
-        tissue=(0.005, 1.0, 0.01, 1.37), n_ambient=1.37, shape=(60, 60, 60),
-        voxel_size=(1.0, 1.0, 1.0), source_position=(29.0, 29.0, 0.0), specular=False,
-        time_gate_ns=5.0),
+        (Check("A", _CUBE60.reference_absorbed, 3e-4),)),
     _beer_lambert("beer_lambert_normal", (0.0, 0.0, 1.0), {}),
     # oblique through 1 mm wide voxels: mirror x faces and cyclic y faces are crossed several times
     _beer_lambert("beer_lambert_oblique", (0.48, 0.6, 0.64),

@@ -5,6 +5,7 @@ Every value evaluated outside its source's measured range is recorded in a :clas
 """
 
 from .chromophores import BLOOD_WATER_FRACTION, Chromophores, molar_to_mua, water_refractive_index
+from .fixed import FixedOptics
 from .handover import OpticsTable, build_optics_table
 from .intralipid import Intralipid
 from .presets import preset_names, tissue_preset
@@ -35,7 +36,7 @@ def plot_tissues(*args, **kwargs):
 
 
 __all__ = [
-    "BLOOD_WATER_FRACTION", "Chromophores", "ExcitonAbsorption", "ExtrapolationWarning", "GaussianEmission",
+    "BLOOD_WATER_FRACTION", "Chromophores", "ExcitonAbsorption", "ExtrapolationWarning", "FixedOptics", "GaussianEmission",
     "Intralipid", "JacquesScattering", "OpticsTable", "PowerLawScattering", "Provenance", "QuantumDot",
     "Spectrum", "TabulatedEmission", "TabulatedScattering", "Tissue", "TissueOptics", "build_optics_table",
     "molar_to_mua", "moreels2009_bandgap_ev", "moreels2009_diameter_nm", "moreels2009_epsilon400",

@@ -1,0 +1,1 @@
+"""Phantom definitions as data (installed as photonqd.phantom.data; read by photonqd.phantom.mcx)."""

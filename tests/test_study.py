@@ -40,7 +40,7 @@ beam_radius_mm = 2
 def test_default_config_is_valid():
     cfg = parse_config(default_config_text())
     assert [p.name for p in cfg.probes] == ["NIR-I", "NIR-II", "NIR-IIb"]
-    assert cfg.depths_mm[0] == 0.5 and cfg.depths_mm[-1] == 15 and len(cfg.depths_mm) == 59
+    assert cfg.depths_mm[0] == 0.25 and cfg.depths_mm[-1] == 15 and len(cfg.depths_mm) == 60
     assert np.allclose(np.diff(cfg.depths_mm), 0.25) and cfg.method == "adjoint"
     assert cfg.excitation["wavelength_nm"] == 808
 

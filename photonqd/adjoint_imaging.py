@@ -34,6 +34,7 @@ of signals (contrast, CNR numerators) carry the correlations of shared runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -239,9 +240,6 @@ def detection_fields(scene: Scene, camera: Camera, regions: dict, photons: int,
         for g, (spectrum, _) in enumerate(_autofluorescence_groups(scene)):
             emitters[f"autofluorescence {g}"] = Emitter(f"autofluorescence {g}",
                                                         *_bin_weights(spectrum.pdf, edges, camera))
-    px, py = camera.pixel_size_mm
-    x0 = camera.centre_mm[0] - camera.field_of_view_mm[0] / 2
-    y0 = camera.centre_mm[1] - camera.field_of_view_mm[1] / 2
     fields = DetectionFields(camera, dict(regions), emitters, {}, {}, {})
     run_index = 0
     for ename, em in emitters.items():
@@ -250,30 +248,56 @@ def detection_fields(scene: Scene, camera: Camera, regions: dict, photons: int,
             fields.notes.append(f"{ename}: no detected weight in the band {camera.band} nm (signal 0)")
             continue
         for rname, m in masks.items():
-            rects = pixel_rectangles(m)
-            area = np.array([(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in rects], dtype=np.float64)
-            per_batch = np.maximum(1, np.round(photons * area / area.sum() / batches)).astype(int)
-            total, parts, launched = 0.0, 0.0, 0
             start = time.perf_counter()
-            for (i0, i1, j0, j1), nb in zip(rects, per_batch):
-                src = CameraLaunch((x0 + i0 * px, y0 + j0 * py, 0.0), footprint=((i1 - i0) * px, (j1 - j0) * py),
-                                   na=camera.numerical_aperture, bin_weights=weights)
-                sim = Simulation(medium, src, photons=int(nb) * batches, seed=seed, rng_stream=rng_stream_id("adjoint", run_index),
-                                 batch_photons=int(nb), keep_batches=("fluence",))
-                run_index += 1
-                res = sim.run(backend, progress)
-                # D = (sum_b s_b eta_b) x P, P = etendue / (4 pi) / n^2 x fluence (photonqd.adjoint)
-                factor = weights.sum() * etendue(src.area, src.na) / (4 * math.pi) * \
-                    inverse_n2(sim, np.zeros(medium.n_bins, dtype=np.int64))[0]
-                total = total + factor * res.fluence
-                parts = parts + np.stack([(factor * b["fluence"]).astype(np.float32) for b in res.batch_tallies])
-                launched += sim.photons
+            run = region_adjoint(medium, camera, m, weights, photons, batches, seed, run_index, backend, progress)
+            run_index += run.runs
             key = (ename, rname)
-            fields.mean[key] = total
-            fields.batches[key] = (parts, np.full(batches, 1.0))
-            fields.photons[key] = launched
+            fields.mean[key] = run.mean
+            fields.batches[key] = (np.stack([b.astype(np.float32) for b in run.batches]), np.full(batches, 1.0))
+            fields.photons[key] = run.photons
             fields.seconds[key] = time.perf_counter() - start
     return fields
+
+
+@dataclass
+class RegionAdjoint:
+    """One region's adjoint launch: D_R (reduced) as the mean and per batch."""
+
+    mean: object
+    batches: list
+    photons: int          # camera-side photons launched
+    runs: int             # CameraLaunch runs (random streams) it used
+
+
+def region_adjoint(medium, camera: Camera, mask, weights, photons: int, batches: int, seed: int,
+                   first_run: int = 0, backend=None, progress=None, reduce=None) -> RegionAdjoint:
+    """D_R(v) of the pixels of ``mask`` (unbinned camera pixels): camera-side photons over the
+    region, cut into rectangles (one CameraLaunch each, photons in proportion to area, random
+    streams ``first_run``, ``first_run + 1``, ...), each carrying the bin weights s_b eta_b.
+    D = (sum_b s_b eta_b) x etendue / (4 pi) / n(v)^2 x fluence (photonqd.adjoint). ``reduce``
+    maps each run's D volume (mean and batches) to what is kept (default: the volume)."""
+    reduce = reduce or (lambda volume: volume)
+    px, py = camera.pixel_size_mm
+    x0 = camera.centre_mm[0] - camera.field_of_view_mm[0] / 2
+    y0 = camera.centre_mm[1] - camera.field_of_view_mm[1] / 2
+    rects = pixel_rectangles(mask)
+    area = np.array([(i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in rects], dtype=np.float64)
+    per_batch = np.maximum(1, np.round(photons * area / area.sum() / batches)).astype(int)
+    mean, parts, launched = 0.0, [0.0] * batches, 0
+    for run, ((i0, i1, j0, j1), nb) in enumerate(zip(rects, per_batch)):
+        src = CameraLaunch((x0 + i0 * px, y0 + j0 * py, 0.0), footprint=((i1 - i0) * px, (j1 - j0) * py),
+                           na=camera.numerical_aperture, bin_weights=weights)
+        sim = Simulation(medium, src, photons=int(nb) * batches, seed=seed,
+                         rng_stream=rng_stream_id("adjoint", first_run + run), batch_photons=int(nb),
+                         keep_batches=("fluence",))
+        factor = weights.sum() * etendue(src.area, src.na) / (4 * math.pi) * \
+            inverse_n2(sim, np.zeros(medium.n_bins, dtype=np.int64))[0]
+        sim = dataclasses.replace(sim, reduce_batch=lambda b, factor=factor: reduce(factor * b["fluence"]))
+        res = sim.run(backend, progress)
+        mean = mean + reduce(factor * res.fluence)
+        parts = [p + b for p, b in zip(parts, res.batch_tallies)]
+        launched += sim.photons
+    return RegionAdjoint(mean, parts, launched, len(rects))
 
 
 class SignalModel:

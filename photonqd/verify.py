@@ -84,8 +84,8 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
         scene.fluorophores = []
         scene.add_fluorophore(qd_preset(probe.quantum_dot), np.where(scene.target, probe.concentration_uM, 0.0))
         image = scene.image(stage, camera, n_em, backend, config.seed, progress=progress, keep_batches=True)
-        masks = dict(zip(("target", "ring"), regions(camera, centre, cam["target_radius_mm"],
-                                                     cam["background_annulus_mm"])))
+        masks = dict(zip(("target", "ring"), regions(camera, centre, cam.target_radius_mm,
+                                                     cam.background_annulus_mm)))
         signal, background = image.signal_e, image.background_e
         rate = stage.excitation.photons_per_s
         leak = image.leakage_per_photon

@@ -42,7 +42,7 @@ def test_default_config_is_valid():
     assert [p.name for p in cfg.probes] == ["NIR-I", "NIR-II", "NIR-IIb"]
     assert cfg.depths_mm[0] == 0.5 and cfg.depths_mm[-1] == 15 and len(cfg.depths_mm) == 59
     assert np.allclose(np.diff(cfg.depths_mm), 0.25) and cfg.method == "adjoint"
-    assert cfg.excitation["wavelength_nm"] == 808
+    assert cfg.excitation.wavelength_nm == 808
 
 
 @pytest.mark.parametrize("change,key", [
@@ -325,17 +325,18 @@ def test_stale_temporaries_are_removed_and_files_follow_the_umask(tmp_path):
 
 
 def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path, capsys, monkeypatch):
-    import photonqd.study as study
+    import photonqd.study.run as study_run  # run_study calls run_depth from its own module
+    from photonqd.study import ProbeImage
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
     path = tmp_path / "r.h5"
     _stored_study(path, depths=(1.0,))
-    real = study.run_depth
+    real = study_run.run_depth
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "run_depth", interrupt)
+    monkeypatch.setattr(study_run, "run_depth", interrupt)
     assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -343,9 +344,9 @@ def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path,
     assert "running on NumPy" in err and "pocl-opencl-icd" in err  # the time estimate came first
 
     calls = []
-    monkeypatch.setattr(study, "run_depth", lambda config, depth, *a, **k: calls.append(depth) or [
-        study.ProbeImage(depth, p.name, *(np.zeros((12, 12)),) * 4, load(path)[0].images[0].metrics,
-                         0.1, 1.0, 600) for p in config.probes])
+    monkeypatch.setattr(study_run, "run_depth", lambda config, depth, *a, **k: calls.append(depth) or [
+        ProbeImage(depth, p.name, *(np.zeros((12, 12)),) * 4, load(path)[0].images[0].metrics,
+                   0.1, 1.0, 600) for p in config.probes])
     assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 0
     assert calls == [2.0] and "1/1 2 mm saved" in capsys.readouterr().err
     assert real is not None

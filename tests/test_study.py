@@ -188,6 +188,27 @@ def test_bad_study_is_refused_before_anything_runs(change, key):
         parse_config(SMALL.replace(*change))
 
 
+@pytest.mark.parametrize("where", ["1.5", "30"])   # between two depths of the study; below the phantom
+def test_bad_verify_depth_is_refused_before_any_transport(tmp_path, capsys, monkeypatch, where):
+    """--verify names depths of the study: any other is refused right after the configuration is
+    read, in one line, before the study (or NumPy's timing launch) runs a photon."""
+    import photonqd.simulation
+    import photonqd.study
+
+    def transport(*args, **kwargs):
+        raise AssertionError("transport ran before --verify was checked")
+
+    monkeypatch.setattr(photonqd.study, "run_study", transport)
+    monkeypatch.setattr(photonqd.simulation.Simulation, "run", transport)
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "r.h5"
+    assert main(["study", str(config), "-o", str(out), "--backend", "numpy", "--verify", f"1,{where}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"photonqd study: error: --verify: {where} mm is not a depth of the study; allowed: 1, 2 mm"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("text,key", [
     ("study = []", "study: expected a table"),
     ("camera = 0.0\n[study]\ndepths_mm = [1]", "camera: expected a table"),

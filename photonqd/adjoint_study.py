@@ -463,7 +463,7 @@ class ProbeDepths:
         cam = self.config.camera
         return target_metrics(electrons(np.clip(v.signal, 0, None), rate, self.camera),
                               electrons(np.clip(v.background, 0, None), rate, self.camera), self.camera,
-                              self.fields.rings.axis_mm, cam["target_radius_mm"], cam["background_annulus_mm"])
+                              self.fields.rings.axis_mm, cam.target_radius_mm, cam.background_annulus_mm)
 
 
 def _metric_errors(groups: dict, criterion: str) -> tuple[dict, dict]:
@@ -615,7 +615,7 @@ CONTRAST = 0.05
 def contrasted_depths(config, fields: StudyFields, targets: dict) -> list:
     """Depths at which the target's mu_s' or n differs from a layer it replaces by more than
     CONTRAST, at the excitation or a probe band's centre: there the Born fields are approximate."""
-    wavelengths = [config.excitation["wavelength_nm"]] + [0.5 * sum(p.window_nm) for p in config.probes]
+    wavelengths = [config.excitation.wavelength_nm] + [0.5 * sum(p.window_nm) for p in config.probes]
     first, _ = next(iter(targets.values()))
     scene = first()
     target_labels = np.unique(scene.labels[scene.target])
@@ -656,7 +656,7 @@ def _record_fields(provenance: dict, fields: StudyFields, result, config, contra
                min(fields.axis[1], shape[1] * voxel[1] - fields.axis[1]))
     # light from depth D spreads about D sideways; measured: widening the default 40 mm phantom
     # (half 20 mm, reach 19.6 mm) to 60 mm moved no depth limit by more than 0.01 mm (docs/adjoint.md)
-    reach = config.excitation["beam_radius_mm"] + config.camera["field_of_view_mm"] / math.sqrt(2) + \
+    reach = config.excitation.beam_radius_mm + config.camera.field_of_view_mm / math.sqrt(2) + \
         max(config.depths_mm) / 2
     if half < reach:
         new.append(f"adjoint study: the phantom reaches {half:g} mm sideways from the target's axis, less than the "

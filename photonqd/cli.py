@@ -41,6 +41,10 @@ def _study(args, single_depth: bool = False) -> int:
 
     text = _read_text(args.config) if args.config else default_config_text()
     config = parse_config(text, photons=args.photons)
+    verify_depths = None
+    if getattr(args, "verify", None):  # refused now, not after hours of transport
+        from .verify import check_depths
+        verify_depths = check_depths(config, args.verify)
     if single_depth:
         config.depths_mm = config.depths_mm[:1]
     backend = get_backend(args.backend)
@@ -65,10 +69,10 @@ def _study(args, single_depth: bool = False) -> int:
         return 130
     print(format_table(result))
     print(f"results: {out.path}")
-    if getattr(args, "verify", None):
+    if verify_depths:
         from .verify import format_comparisons, verify
 
-        rows = verify(result, args.verify, backend, args.verify_photons, args.verify_photons)
+        rows = verify(result, verify_depths, backend, args.verify_photons, args.verify_photons)
         print("adjoint against the forward path (z = difference / combined standard error):")
         print(format_comparisons(rows))
         out.save_verification(rows)

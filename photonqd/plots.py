@@ -65,7 +65,7 @@ def plot_montage(result, depth_mm: float, path) -> Path:
     plt = _pyplot()
     images = [i for i in result.images if np.isclose(i.depth_mm, depth_mm)]
     fig, axes = plt.subplots(1, len(images), figsize=(4.4 * len(images), 3.6), squeeze=False)
-    fov = result.config.camera["field_of_view_mm"]
+    fov = result.config.camera.field_of_view_mm
     for ax, img in zip(axes[0], images):
         shown = ax.imshow((img.signal_e + img.background_e).T, origin="lower", cmap="inferno",
                           extent=(-fov / 2, fov / 2, -fov / 2, fov / 2))

@@ -123,7 +123,7 @@ def run_correction(config, scene: Scene, axis, source_per_voxel: dict, cameras: 
     from .adjoint_study import tissue_only
 
     excitation = config.excitation_for(axis)
-    fov = max(config.camera["field_of_view_mm"] * math.sqrt(0.5), excitation.source.radius)
+    fov = max(config.camera.field_of_view_mm * math.sqrt(0.5), excitation.source.radius)
     crop = crop_around(scene, axis, fov + CROP_MARGIN_MM)
     with_target = _cropped(scene, crop)
     without = tissue_only(with_target)

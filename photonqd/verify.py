@@ -84,8 +84,8 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
         labelled = scene.with_fluorophore(qd_preset(probe.quantum_dot),
                                           np.where(scene.target, probe.concentration_uM, 0.0))
         image = labelled.image(stage, camera, n_em, backend, config.seed, progress=progress, keep_batches=True)
-        masks = dict(zip(("target", "ring"), regions(camera, centre, cam["target_radius_mm"],
-                                                     cam["background_annulus_mm"])))
+        masks = dict(zip(("target", "ring"), regions(camera, centre, cam.target_radius_mm,
+                                                     cam.background_annulus_mm)))
         signal, background = image.signal_e, image.background_e
         rate = stage.excitation.photons_per_s
         leak = image.leakage_per_photon
@@ -114,17 +114,32 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
     return out
 
 
+def check_depths(config, depths) -> list[float]:
+    """``depths`` (--verify) as depths of the study, or a ConfigError naming the allowed ones; the
+    CLI checks them before the study runs. A study's depths lie in its phantom's range
+    (parse_config), so these do too."""
+    from .study import ConfigError
+
+    out = []
+    for depth in depths:
+        match = next((d for d in config.depths_mm if math.isclose(d, depth, abs_tol=1e-9)), None)
+        if match is None:
+            raise ConfigError(f"--verify: {depth:g} mm is not a depth of the study; allowed: "
+                              f"{', '.join(f'{d:g}' for d in config.depths_mm)} mm")
+        out.append(match)
+    return out
+
+
 def verify(result, depths, backend=None, excitation_photons=None, emission_photons=None,
            progress=None) -> list[Comparison]:
     """Adjoint study ``result`` against the forward path at ``depths`` (each one of the study's)."""
     config = result.config
     rows = []
-    for depth in depths:
-        matches = [i for i in result.images if math.isclose(i.depth_mm, depth, abs_tol=1e-9)]
+    for depth in check_depths(config, depths):
+        matches = [i for i in result.images if i.depth_mm == depth]
         if not matches:
-            raise ValueError(f"--verify: {depth:g} mm is not a depth of the study {config.depths_mm}")
-        forward = forward_regions(config, matches[0].depth_mm, backend, excitation_photons, emission_photons,
-                                  progress)
+            raise ValueError(f"--verify: the study has no images at {depth:g} mm (not run yet)")
+        forward = forward_regions(config, depth, backend, excitation_photons, emission_photons, progress)
         for img in matches:
             for name, _ in QUANTITIES:
                 value, error = forward[img.probe][name]

@@ -49,8 +49,8 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
     centre = target_centre(scene)
     camera, excitation = config.camera_for(probe, centre), config.excitation_for(centre)
     stage = scene.excite(excitation, camera, n_ex, backend, seed=1, keep_batches=True)
-    target, ring = regions(camera, centre, config.camera["target_radius_mm"],
-                           config.camera["background_annulus_mm"])
+    target, ring = regions(camera, centre, config.camera.target_radius_mm,
+                           config.camera.background_annulus_mm)
     masks = {"target": target, "background": ring}
     qd = qd_preset(probe.quantum_dot)
     c = np.where(scene.target, probe.concentration_uM, 0.0)

@@ -11,7 +11,8 @@ import pytest
 from photonqd.backends import get_backend
 from photonqd.cli import main
 from photonqd.io import load, save
-from photonqd.study import ConfigError, default_config_text, parse_config, run_study
+from photonqd.study import (CameraSettings, ConfigError, ExcitationSettings, Probe, default_config_text,
+                            parse_config, run_study)
 from photonqd.testing import SMALL_CAMERA_AND_PROBES
 
 SMALL = """
@@ -42,7 +43,7 @@ def test_default_config_is_valid():
     assert [p.name for p in cfg.probes] == ["NIR-I", "NIR-II", "NIR-IIb"]
     assert cfg.depths_mm[0] == 0.25 and cfg.depths_mm[-1] == 15 and len(cfg.depths_mm) == 60
     assert np.allclose(np.diff(cfg.depths_mm), 0.25) and cfg.method == "adjoint"
-    assert cfg.excitation["wavelength_nm"] == 808
+    assert cfg.excitation.wavelength_nm == 808
 
 
 @pytest.mark.parametrize("change,key", [
@@ -175,11 +176,37 @@ def test_emission_photons_grow_until_the_contrast_is_resolved(fast_backend):
     (("pixels = 12", "pixels = 1"), "camera.background_annulus_mm: no pixel"),
     (('name = "NIR-I"', "name = {a = 1}"), r"probe\[0\].name"),
     (('[[probe]]\nname = "NIR-I"', "probe = 3\n[[probx]]\nname = 1"), "config: unknown key"),
+    (('quantum_dot = "cdtese_zns_800"\n', ""), r"probe\[0\].quantum_dot: None is not one of"),
+    (("[[probe]]", "[[probe]]\nzoom = 2"), r"probe\[0\]: unknown key"),
+    (("target_radius_mm = 0.5", "target_radius_mm = 2"), "camera.target_radius_mm: must not exceed"),
+    (("background_annulus_mm = [1.5, 2.5]", "background_annulus_mm = [1.5, 4.5]"),
+     "camera.background_annulus_mm: the annulus reaches outside"),
 ])
 def test_bad_study_is_refused_before_anything_runs(change, key):
     assert change[0] in SMALL
     with pytest.raises(ConfigError, match=key):
         parse_config(SMALL.replace(*change))
+
+
+@pytest.mark.parametrize("where", ["1.5", "30"])   # between two depths of the study; below the phantom
+def test_bad_verify_depth_is_refused_before_any_transport(tmp_path, capsys, monkeypatch, where):
+    """--verify names depths of the study: any other is refused right after the configuration is
+    read, in one line, before the study (or NumPy's timing launch) runs a photon."""
+    import photonqd.simulation
+    import photonqd.study
+
+    def transport(*args, **kwargs):
+        raise AssertionError("transport ran before --verify was checked")
+
+    monkeypatch.setattr(photonqd.study, "run_study", transport)
+    monkeypatch.setattr(photonqd.simulation.Simulation, "run", transport)
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "r.h5"
+    assert main(["study", str(config), "-o", str(out), "--backend", "numpy", "--verify", f"1,{where}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"photonqd study: error: --verify: {where} mm is not a depth of the study; allowed: 1, 2 mm"]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("text,key", [
@@ -325,17 +352,18 @@ def test_stale_temporaries_are_removed_and_files_follow_the_umask(tmp_path):
 
 
 def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path, capsys, monkeypatch):
-    import photonqd.study as study
+    import photonqd.study.run as study_run  # run_study calls run_depth from its own module
+    from photonqd.study import ProbeImage
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
     path = tmp_path / "r.h5"
     _stored_study(path, depths=(1.0,))
-    real = study.run_depth
+    real = study_run.run_depth
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "run_depth", interrupt)
+    monkeypatch.setattr(study_run, "run_depth", interrupt)
     assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -343,9 +371,9 @@ def test_ctrl_c_keeps_completed_depths_and_the_bar_counts_what_is_left(tmp_path,
     assert "running on NumPy" in err and "pocl-opencl-icd" in err  # the time estimate came first
 
     calls = []
-    monkeypatch.setattr(study, "run_depth", lambda config, depth, *a, **k: calls.append(depth) or [
-        study.ProbeImage(depth, p.name, *(np.zeros((12, 12)),) * 4, load(path)[0].images[0].metrics,
-                         0.1, 1.0, 600) for p in config.probes])
+    monkeypatch.setattr(study_run, "run_depth", lambda config, depth, *a, **k: calls.append(depth) or [
+        ProbeImage(depth, p.name, *(np.zeros((12, 12)),) * 4, load(path)[0].images[0].metrics,
+                   0.1, 1.0, 600) for p in config.probes])
     assert main(["study", str(config), "-o", str(path), "--backend", "numpy"]) == 0
     assert calls == [2.0] and "1/1 2 mm saved" in capsys.readouterr().err
     assert real is not None
@@ -360,3 +388,58 @@ def test_effective_configuration_round_trips(text):
     a, b = dataclasses.asdict(cfg), dataclasses.asdict(again)
     a.pop("text"), b.pop("text")
     assert a == b and again.photons == 1234 and again.to_toml() == cfg.to_toml()
+    assert dataclasses.replace(again, text=cfg.text) == cfg     # the settings objects compare equal
+
+
+# --- the settings objects: each table's values checked on construction ----------------------------
+PROBE = dict(name="NIR-I", quantum_dot="cdtese_zns_800", concentration_uM=0.1, window_nm=(820, 900),
+             sensor="silicon_ccd_bidd")
+
+
+@pytest.mark.parametrize("settings,field,value", [
+    (ExcitationSettings, "wavelength_nm", 299), (ExcitationSettings, "wavelength_nm", float("nan")),
+    (ExcitationSettings, "irradiance_mw_per_cm2", 0), (ExcitationSettings, "irradiance_mw_per_cm2", 2e5),
+    (ExcitationSettings, "beam_radius_mm", 0), (ExcitationSettings, "beam_radius_mm", "5"),
+    (CameraSettings, "field_of_view_mm", 0), (CameraSettings, "field_of_view_mm", 1001),
+    (CameraSettings, "pixels", 0), (CameraSettings, "pixels", 4097), (CameraSettings, "pixels", 12.5),
+    (CameraSettings, "pixels", "25"), (CameraSettings, "pixels", True),
+    (CameraSettings, "numerical_aperture", 0), (CameraSettings, "numerical_aperture", 1.2),
+    (CameraSettings, "exposure_s", 0), (CameraSettings, "exposure_s", 2e4),
+    (CameraSettings, "blocking_od", -1), (CameraSettings, "blocking_od", 13),
+    (CameraSettings, "target_radius_mm", 0), (CameraSettings, "target_radius_mm", 3.5),   # > annulus' inner
+    (CameraSettings, "background_annulus_mm", (0, 4)), (CameraSettings, "background_annulus_mm", (4.5, 3.0)),
+    (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", (3.0, 8.0)),
+    (Probe, "name", ""), (Probe, "name", "a/b"), (Probe, "name", 3),
+    (Probe, "quantum_dot", "unobtainium"), (Probe, "concentration_uM", -1), (Probe, "concentration_uM", None),
+    (Probe, "window_nm", (900, 820)), (Probe, "window_nm", (200, 300)), (Probe, "window_nm", 820),
+    (Probe, "sensor", "eye"),
+])
+def test_settings_refuse_a_bad_field_by_name(settings, field, value):
+    given = dict(PROBE) if settings is Probe else {}
+    given[field] = value
+    with pytest.raises((ValueError, TypeError), match=rf"^{field}: "):
+        settings(**given)
+
+
+def test_settings_convert_and_are_frozen():
+    import dataclasses
+
+    camera = CameraSettings(pixels=12.0, background_annulus_mm=[2, 3])
+    assert camera.pixels == 12 and isinstance(camera.pixels, int)
+    assert camera.background_annulus_mm == (2.0, 3.0)
+    assert Probe(**PROBE).window_nm == (820.0, 900.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        camera.pixels = 0
+
+
+def test_settings_defaults_are_the_studys_defaults():
+    """A configuration without [excitation] and [camera] tables gets the settings' defaults, which
+    are the default study's values (but for the target disk: 0.5 mm there, for its 0.5 mm tumour)."""
+    import re
+
+    text = default_config_text()
+    cfg = parse_config(text)
+    assert cfg.excitation == ExcitationSettings()
+    assert cfg.camera == CameraSettings(target_radius_mm=0.5)
+    bare = parse_config(re.sub(r"\n\[(excitation|camera)\]\n.*?(?=\n\[)", "\n", text, flags=re.S))
+    assert bare.excitation == ExcitationSettings() and bare.camera == CameraSettings()

@@ -1,0 +1,483 @@
+"""The study configuration: TOML read into validated objects, and written back as the effective TOML.
+
+Each table of the configuration has its own object, which checks its own values on construction
+(``ExcitationSettings``, ``CameraSettings``, ``Probe``: a ValueError or TypeError naming the field
+and its allowed range). ``parse_config`` builds them from the TOML tables, naming the key path in
+every error ("camera.pixels: ..."), and adds the checks that need more than one table: the
+phantom's depth range and size, the excitation against each probe's window, and the optics at the
+study's wavelengths. ``StudyConfig.to_toml`` writes the configuration back so that parse_config
+reads it to an equal one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.resources
+import inspect
+import json
+import math
+import numbers
+import os
+import tomllib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..camera import Camera, EmissionFilter, sensor_names, sensor_preset
+from ..fluorescence import MIN_BAND_FRACTION, Excitation
+from ..medium import MAX_VOXELS
+from ..optics import qd_preset, qd_preset_names
+from ..phantom import SCENES
+from ..sources import DiskSource
+
+CRITERIA = ("cnr", "snr", "sbr", "contrast")
+METHODS = ("adjoint", "forward")
+#: Most depths one study may hold (each is a row of the results file and minutes of transport).
+MAX_DEPTHS = 400
+#: Rough peak memory of one depth per voxel (bytes): the generator's float64 temporaries, labels,
+#: optics, concentration, int64 tallies (absorbed, fluence, species) and their float64 copies.
+BYTES_PER_VOXEL = 64
+
+
+class ConfigError(ValueError):
+    """A configuration key is missing, unknown or out of range."""
+
+
+def default_config_text() -> str:
+    return importlib.resources.files("photonqd").joinpath("data/default_study.toml").read_text()
+
+
+# --- value checks: a ValueError or TypeError whose message starts with the field's name -------------
+def _number(name: str, value, lo: float, hi: float, integer: bool = False):
+    """``value`` as a float (an int if ``integer``; a whole float such as 12.0 counts) in [lo, hi].
+    Not photonqd.checks.integer: that one also reads strings, and a configuration's "12" is a mistake."""
+    allowed = f"{'an integer' if integer else 'a number'} in [{lo}, {hi}]"
+    if value is None:
+        raise ValueError(f"{name}: missing ({allowed})")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be {allowed}, got {value!r}")
+    # an int is compared exactly (it may exceed a float's range); a float must be finite
+    finite = isinstance(value, numbers.Integral) or math.isfinite(value)
+    whole = isinstance(value, numbers.Integral) or (finite and float(value).is_integer())
+    if not (finite and lo <= value <= hi) or (integer and not whole):
+        raise ValueError(f"{name}: must be {allowed}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _pair(name: str, value, lo: float, hi: float) -> tuple[float, float]:
+    """``value`` as (low, high), two numbers in [lo, hi] with low < high."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name}: expected two numbers [low, high] in [{lo}, {hi}], got {value!r}")
+    low, high = (_number(name, v, lo, hi) for v in value)
+    if not low < high:
+        raise ValueError(f"{name}: low must be below high, got {list(value)!r}")
+    return low, high
+
+
+def _choice(name: str, value, allowed) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _convert(settings, name: str, check, *args, **kwargs) -> None:
+    """Replace the field ``name`` of a frozen dataclass by its checked value."""
+    object.__setattr__(settings, name, check(name, getattr(settings, name), *args, **kwargs))
+
+
+# --- the settings of one table each -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ExcitationSettings:
+    """The [excitation] table: a uniform disk beam centred over the target."""
+
+    wavelength_nm: float = 808.0
+    irradiance_mw_per_cm2: float = 50.0
+    beam_radius_mm: float = 5.0
+
+    def __post_init__(self):
+        _convert(self, "wavelength_nm", _number, 300, 2000)
+        _convert(self, "irradiance_mw_per_cm2", _number, 1e-6, 1e5)
+        _convert(self, "beam_radius_mm", _number, 1e-3, 1e3)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """The [camera] table: the field of view every probe images, and the image regions the
+    target metrics compare (a disk over the target, a background annulus about it)."""
+
+    field_of_view_mm: float = 10.0
+    pixels: int = 25
+    numerical_aperture: float = 0.3
+    exposure_s: float = 0.05
+    blocking_od: float = 6.0
+    target_radius_mm: float = 1.0
+    background_annulus_mm: tuple[float, float] = (3.0, 4.5)
+
+    def __post_init__(self):
+        _convert(self, "field_of_view_mm", _number, 1e-3, 1e3)
+        _convert(self, "pixels", _number, 1, 4096, integer=True)
+        _convert(self, "numerical_aperture", _number, 1e-4, 1.0)
+        _convert(self, "exposure_s", _number, 1e-6, 1e4)
+        _convert(self, "blocking_od", _number, 0, 12)
+        _convert(self, "target_radius_mm", _number, 1e-3, 1e3)
+        _convert(self, "background_annulus_mm", _pair, 1e-3, 1e3)
+        inner, outer = self.background_annulus_mm
+        if outer > self.field_of_view_mm / 2 * math.sqrt(2):
+            raise ValueError("background_annulus_mm: the annulus reaches outside the field of view")
+        if self.target_radius_mm > inner:
+            raise ValueError("target_radius_mm: must not exceed the background annulus' inner radius")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A [[probe]] table: a QD, its concentration in the target, a detection window and a sensor."""
+
+    name: str
+    quantum_dot: str
+    concentration_uM: float
+    window_nm: tuple[float, float]
+    sensor: str
+
+    def __post_init__(self):
+        # the name labels the probe's groups in the results file: no '/'
+        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
+            raise ValueError(f"name: expected a non-empty string without '/', got {self.name!r}")
+        _convert(self, "quantum_dot", _choice, qd_preset_names())
+        _convert(self, "concentration_uM", _number, 0, 1e4)
+        _convert(self, "window_nm", _pair, 300, 2000)
+        _convert(self, "sensor", _choice, sensor_names())
+
+
+# --- reading the TOML tables ------------------------------------------------------------------------
+@contextlib.contextmanager
+def _as_config_error(prefix: str = ""):
+    """A check's ValueError or TypeError as a ConfigError, its field name prefixed with ``prefix``
+    (the key path of its table: "camera." + "pixels: ...")."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def _read(table: dict, section: str, key: str, check, *args, default=None, **kwargs):
+    """check(key, table[key] or ``default``, ...), its error naming ``section.key``."""
+    with _as_config_error(f"{section}."):
+        return check(key, table.get(key, default), *args, **kwargs)
+
+
+def _build(key_path: str, settings, table: dict):
+    """The ``settings`` dataclass from a TOML table: an unknown key, or a value its constructor
+    refuses, is a ConfigError naming ``key_path.key``. A missing required key reaches the
+    constructor as None, whose check names the allowed values."""
+    fields = dataclasses.fields(settings)
+    _unknown(table, key_path, [f.name for f in fields])
+    required = {f.name: None for f in fields if f.default is dataclasses.MISSING}
+    with _as_config_error(f"{key_path}."):
+        return settings(**{**required, **table})
+
+
+def _depth_list(value) -> list:
+    """study.depths_mm: a list of depths, or {from, to, step} for an evenly spaced range (both
+    ends included)."""
+    if isinstance(value, dict):
+        _unknown(value, "study.depths_mm", ("from", "to", "step"))
+        lo = _read(value, "study.depths_mm", "from", _number, 0.01, 1000.0)
+        hi = _read(value, "study.depths_mm", "to", _number, lo, 1000.0)
+        step = _read(value, "study.depths_mm", "step", _number, 1e-3, 1000.0)
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if count > MAX_DEPTHS:
+            raise ConfigError(f"study.depths_mm: {count} depths; at most {MAX_DEPTHS} per study "
+                              "(use a larger step)")
+        return [round(lo + i * step, 9) for i in range(count)]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("study.depths_mm: expected a non-empty list of depths in mm, or "
+                          "{from = ..., to = ..., step = ...}")
+    return value
+
+
+def _section(raw: dict, name: str) -> dict:
+    """A table of the configuration ({} when absent)."""
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a table [{name}], got {value!r}")
+    return value
+
+
+def _unknown(cfg: dict, section: str, known) -> None:
+    extra = set(cfg) - set(known)
+    if extra:
+        raise ConfigError(f"{section}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
+
+
+# --- the [phantom] table: keyword arguments of the generator ----------------------------------------
+#: Options of a phantom generator the study sets itself.
+STUDY_SET = {"depth_mm": "set by study.depths_mm", "quantum_dot": "set by each [[probe]]",
+             "concentration_uM": "set by each [[probe]]"}
+#: Options that may be one number for all three axes.
+PER_AXIS = ("size_mm", "voxel_size")
+
+
+def _phantom_options(name: str, options: dict) -> dict:
+    """The [phantom] table checked against the generator's signature: every option has the type
+    of its default, and the grid it makes fits in memory, before the generator allocates it."""
+    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
+    for key in options:
+        if key in STUDY_SET:
+            raise ConfigError(f"phantom.{key}: {STUDY_SET[key]}")
+    _unknown(options, "phantom", [k for k in defaults if k not in STUDY_SET])
+    out = {key: _phantom_value(f"phantom.{key}", value, defaults[key], key in PER_AXIS)
+           for key, value in options.items()}
+    size = np.broadcast_to(np.asarray(out.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
+    voxel = np.broadcast_to(np.asarray(out.get("voxel_size", defaults["voxel_size"]), dtype=np.float64), (3,))
+    if np.any(size <= 0) or np.any(voxel <= 0):
+        raise ConfigError(f"phantom.size_mm, phantom.voxel_size: must be > 0 mm, got {size.tolist()}, "
+                          f"{voxel.tolist()}")
+    voxels = float(np.prod(size / voxel))
+    need, have = voxels * BYTES_PER_VOXEL, _physical_memory()
+    if voxels > MAX_VOXELS or need > have / 2:
+        raise ConfigError(f"phantom.voxel_size: {voxel.tolist()} mm voxels over a {size.tolist()} mm box make "
+                          f"{voxels:.3g} voxels, about {need / 2**30:.3g} GiB per depth; allowed: at most "
+                          f"{MAX_VOXELS} voxels and half of this machine's {have / 2**30:.3g} GiB: use a "
+                          "coarser voxel_size or a smaller size_mm")
+    return out
+
+
+def _phantom_value(where: str, value, default, per_axis: bool):
+    """``value`` in the shape of ``default``: a number, a list of numbers, a name, or the layers
+    list of [tissue name, thickness mm] pairs."""
+    def number(v, at=where):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{at}: expected a finite number, got {v!r}")
+        return float(v)
+
+    if isinstance(default, bool) or default is None:
+        raise ConfigError(f"{where}: cannot be set from a configuration file")
+    if isinstance(default, (int, float)):
+        return number(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a name (string), got {value!r}")
+        return value
+    if default and all(isinstance(d, (tuple, list)) for d in default):  # layers
+        if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+                                                  for v in value):
+            raise ConfigError(f"{where}: expected a list of [tissue name, thickness mm] pairs, got {value!r}")
+        return tuple((t, number(d, f"{where} ({t!r} thickness)")) for t, d in value)
+    if per_axis and not isinstance(value, list):
+        return number(value)
+    if not isinstance(value, list) or len(value) != len(default):
+        raise ConfigError(f"{where}: expected {len(default)} numbers"
+                          f"{' (or one for all axes)' if per_axis else ''}, got {value!r}")
+    return tuple(number(v) for v in value)
+
+
+def _physical_memory() -> float:
+    """Bytes of RAM of this machine (16 GiB if the system does not say)."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 16.0 * 2**30
+
+
+# --- checks across tables ---------------------------------------------------------------------------
+def _check_camera_fits(camera: CameraSettings, name: str, options: dict) -> None:
+    """The field of view lies on the phantom's top face and both image regions hold pixels."""
+    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
+    size = np.broadcast_to(np.asarray(options.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
+    fov = camera.field_of_view_mm
+    if fov > min(size[0], size[1]) * (1 + 1e-9):
+        raise ConfigError(f"camera.field_of_view_mm: {fov:g} mm is wider than the phantom's "
+                          f"{size[0]:g} x {size[1]:g} mm top face")
+    # after the phantom's check, which names the likelier mistake when both fail
+    n = camera.pixels
+    centres = (np.arange(n) + 0.5) * fov / n - fov / 2
+    r = np.hypot(centres[:, None], centres[None, :])
+    inner, outer = camera.background_annulus_mm
+    if not np.any((r >= inner) & (r <= outer)):
+        raise ConfigError(f"camera.background_annulus_mm: no pixel of the {n} x {n} pixel, {fov:g} mm field "
+                          "of view lies in it; use more pixels or a wider annulus")
+
+
+def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSettings) -> None:
+    """The window excludes the excitation and passes enough of the QD's emission."""
+    if probe.window_nm[0] <= excitation.wavelength_nm <= probe.window_nm[1]:
+        raise ConfigError(f"{key_path}.window_nm: the window contains the excitation wavelength")
+    passed = qd_preset(probe.quantum_dot).emission.band_fraction(*probe.window_nm)
+    if not passed >= MIN_BAND_FRACTION:
+        raise ConfigError(f"{key_path}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
+                          f"{probe.quantum_dot}'s emission (at least {MIN_BAND_FRACTION:g} needed); "
+                          "choose a window over the QD's emission band")
+
+
+def _check_optics_available(tissues: dict, excitation: ExcitationSettings, probes: list) -> None:
+    """Evaluate every tissue's optics at the wavelengths the study will use, so that a missing
+    optional dependency (Mie theory for Intralipid beyond its fits) is named now, not after hours."""
+    from ..optics import build_optics_table
+
+    bands = [("excitation.wavelength_nm", [excitation.wavelength_nm])]
+    for i, p in enumerate(probes):
+        lo, hi = p.window_nm
+        n = max(1, math.ceil((hi - lo) / 10.0))  # photonqd.fluorescence.image's default 10 nm bins
+        edges = np.linspace(lo, hi, n + 1)
+        bands.append((f"probe[{i}].window_nm", 0.5 * (edges[:-1] + edges[1:])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extrapolations are recorded when the study runs
+        for where, wavelengths in bands:
+            try:
+                build_optics_table(tissues, wavelengths)
+            except ImportError as err:
+                raise ConfigError(f"{where}: {err}") from err
+
+
+# --- the whole configuration ------------------------------------------------------------------------
+@dataclass
+class StudyConfig:
+    """A validated study configuration (see ``parse_config``)."""
+
+    phantom: str
+    phantom_options: dict
+    depths_mm: list
+    photons: int
+    emission_photons: int
+    max_emission_photons: int  # emission photons grow (x4) up to this until the contrast is resolved
+    seed: int
+    criterion: str
+    threshold: float
+    excitation: ExcitationSettings
+    camera: CameraSettings
+    probes: list[Probe]
+    text: str = ""     # the TOML it was read from, stored with the results
+    method: str = "adjoint"     # "adjoint" (photonqd.adjoint_study) or "forward" (run_depth per depth)
+    adjoint_photons: int = 50_000    # photons of each field run to start with (method "adjoint")
+    max_adjoint_photons: int = 4_000_000   # ... raised up to this until the depth limits are resolved
+    depth_resolution_mm: float = 0.25      # half-width (Z standard errors) a depth limit is resolved to
+    correction_photons: int = 0            # each run of the target correction pairs per depth (0: Born only)
+
+    def scene(self, depth_mm: float):
+        return SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
+
+    def to_toml(self) -> str:
+        """The effective configuration (command-line overrides applied, defaults written out) as
+        TOML that parse_config reads back to the same configuration."""
+        study = {"phantom": self.phantom, "method": self.method, "depths_mm": list(self.depths_mm),
+                 "photons": self.photons, "adjoint_photons": self.adjoint_photons,
+                 "max_adjoint_photons": self.max_adjoint_photons,
+                 "depth_resolution_mm": self.depth_resolution_mm, "correction_photons": self.correction_photons,
+                 "emission_photons": self.emission_photons, "max_emission_photons": self.max_emission_photons,
+                 "seed": self.seed, "criterion": self.criterion, "threshold": self.threshold}
+        lines = ["# effective photonqd study configuration"]
+        for name, table in (("study", study), ("phantom", self.phantom_options),
+                            ("excitation", dataclasses.asdict(self.excitation)),
+                            ("camera", dataclasses.asdict(self.camera))):
+            lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        for p in self.probes:
+            lines += ["", "[[probe]]"] + [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(p).items()]
+        return "\n".join(lines) + "\n"
+
+    def camera_for(self, probe: Probe, centre_mm) -> Camera:
+        c = self.camera
+        return Camera(field_of_view_mm=(c.field_of_view_mm,) * 2, pixels=(c.pixels,) * 2,
+                      centre_mm=centre_mm, numerical_aperture=c.numerical_aperture,
+                      emission_filter=EmissionFilter(*probe.window_nm, blocking_od=c.blocking_od),
+                      sensor=sensor_preset(probe.sensor), exposure_s=c.exposure_s)
+
+    def excitation_for(self, centre_mm) -> Excitation:
+        e = self.excitation
+        return Excitation(DiskSource((centre_mm[0], centre_mm[1], 0.0), radius=e.beam_radius_mm),
+                          e.wavelength_nm, e.irradiance_mw_per_cm2)
+
+
+def _toml_value(value) -> str:
+    """One configuration value as a TOML literal (numbers, names, and lists of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)          # a JSON string is a TOML basic string
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def parse_config(text: str, photons: int | None = None) -> StudyConfig:
+    """Read and validate a study configuration (TOML text); ``photons`` overrides both counts."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}") from err
+    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "probe"))
+    study = _section(raw, "study")
+    _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
+                              "seed", "criterion", "threshold", "method", "adjoint_photons",
+                              "max_adjoint_photons", "depth_resolution_mm", "correction_photons"))
+    name = _read(study, "study", "phantom", _choice, SCENES, default="skin_tumour")
+    method = _read(study, "study", "method", _choice, METHODS, default="adjoint")
+    depths = _depth_list(study.get("depths_mm"))
+    if len(depths) > MAX_DEPTHS:
+        raise ConfigError(f"study.depths_mm: {len(depths)} depths; at most {MAX_DEPTHS} per study "
+                          "(split a longer scan into several studies)")
+    with _as_config_error():
+        depths = sorted({_number("study.depths_mm", d, 0.01, 1000.0) for d in depths})
+    n = _read(study, "study", "photons", _number, 1, 2**31 - 1, default=100_000, integer=True)
+    n_em = _read(study, "study", "emission_photons", _number, 1, 2**31 - 1, default=n, integer=True)
+    n_max = _read(study, "study", "max_emission_photons", _number, n_em, 2**31 - 1, default=16 * n_em,
+                  integer=True)
+    n_adj = _read(study, "study", "adjoint_photons", _number, 100, 2**31 - 1, default=50_000, integer=True)
+    n_adj_max = _read(study, "study", "max_adjoint_photons", _number, n_adj, 2**40,
+                      default=max(n_adj, 4_000_000), integer=True)
+    resolution = _read(study, "study", "depth_resolution_mm", _number, 1e-3, 100.0, default=0.25)
+    n_corr = _read(study, "study", "correction_photons", _number, 0, 2**31 - 1, default=0, integer=True)
+    if 0 < n_corr < 100:
+        raise ConfigError(f"study.correction_photons: {n_corr} is too few for 10 batches; use 0 (no target "
+                          "correction) or at least 100")
+    if photons is not None:  # the override scales every count, keeping their ratios
+        ratio = n_max / n_em
+        with _as_config_error():
+            n = n_em = n_adj = _number("--photons", photons, 1, 2**31 - 1, integer=True)
+        n_corr = n_corr and n_adj
+        n_max = min(int(ratio * n_em), 2**31 - 1)
+        if method == "adjoint" and n < 10 * 10:
+            raise ConfigError("--photons: the adjoint study needs at least 100 (10 batches of 10)")
+
+    options = _phantom_options(name, _section(raw, "phantom"))
+    # the generators' depth limits are intervals: the shallowest and the deepest depth decide
+    for depth in sorted({depths[-1], depths[0]}, reverse=True):
+        try:
+            tissues = SCENES[name](depth_mm=depth, **options).tissues
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"phantom (at depth_mm = {depth:g}): {err}") from err
+
+    excitation = _build("excitation", ExcitationSettings, _section(raw, "excitation"))
+    camera = _build("camera", CameraSettings, _section(raw, "camera"))
+    _check_camera_fits(camera, name, options)
+
+    entries = raw.get("probe", [])
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("probe: at least one [[probe]] table is needed")
+    probes = []
+    for i, entry in enumerate(entries):
+        key_path = f"probe[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{key_path}: expected a [[probe]] table, got {entry!r}")
+        probe = _build(key_path, Probe, {"name": f"probe{i}", **entry})
+        _check_probe_window(key_path, probe, excitation)
+        probes.append(probe)
+    if len({p.name for p in probes}) != len(probes):
+        raise ConfigError("probe: names must be unique")
+    _check_optics_available(tissues, excitation, probes)
+    return StudyConfig(phantom=name, phantom_options=options, depths_mm=depths, photons=n,
+                       emission_photons=n_em, max_emission_photons=n_max,
+                       seed=_read(study, "study", "seed", _number, 0, 2**63, default=1, integer=True),
+                       criterion=_read(study, "study", "criterion", _choice, CRITERIA, default="cnr"),
+                       threshold=_read(study, "study", "threshold", _number, -1e9, 1e9, default=3.0),
+                       excitation=excitation, camera=camera, probes=probes, text=text, method=method,
+                       adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
+                       correction_photons=n_corr)

@@ -43,7 +43,7 @@ from .metrics import TargetMetrics, target_metrics
 from .noise import electrons
 from .optics import qd_preset
 from .pooled_fields import PooledField, RingGeometry, disk_average_matrix, interpolate
-from .scene import Scene
+from .scene import NotLaterallyInvariant, Scene
 from .simulation import ExitMap, Simulation
 from .sources import CameraLaunch, PencilBeam
 
@@ -52,28 +52,6 @@ BATCHES = 10
 #: Metrics that get a Monte Carlo error.
 METRIC_NAMES = ("sbr", "contrast", "cnr", "snr", "fwhm_mm", "signal_target_e", "background_target_e",
                 "signal_ring_e", "background_ring_e")
-
-
-class NotLaterallyInvariant(ValueError):
-    """The phantom without its target is not a stack of layers."""
-
-
-def tissue_only(scene: Scene) -> Scene:
-    """The scene with its target voxels given the label of their layer (taken from a column
-    outside the target); raises NotLaterallyInvariant if the remaining volume is not layered."""
-    labels = np.asarray(scene.labels)
-    target = np.zeros(labels.shape, bool) if scene.target is None else np.asarray(scene.target, bool)
-    columns = target.any(axis=2)
-    if columns.all():
-        raise NotLaterallyInvariant("phantom: the target covers every column; no host layer to put in its place")
-    i, j = np.argwhere(~columns)[0]
-    layers = labels[i, j, :]
-    same = (labels == layers[None, None, :]) | target
-    if not same.all():
-        raise NotLaterallyInvariant("phantom: its tissue is not a stack of layers outside the target; the "
-                                    "adjoint study needs lateral invariance (use study.method = \"forward\")")
-    free = np.broadcast_to(layers, labels.shape).copy()
-    return scene.with_labels(free)
 
 
 @dataclass
@@ -121,7 +99,7 @@ class StudyFields:
         from .study import target_centre
 
         self.config, self.backend, self.progress = config, backend, progress
-        self.free = free = tissue_only(scene)
+        self.free = free = scene.without_target()
         self.axis = target_centre(scene)
         self.rings = rings = RingGeometry(free.labels.shape, free.voxel_size, self.axis)
         self.voxel = np.broadcast_to(np.asarray(free.voxel_size, dtype=np.float64), (3,))
@@ -401,17 +379,11 @@ class ProbeDepths:
         fluence = self.fields.fluence.mean if profile is None else profile
         return self.source_per_fluence * interpolate(fluence, voxels[:, 2], j, f)
 
-    def correction_scale(self, voxels: np.ndarray) -> float:
-        """Emitted QD photons per excitation photon x the band's share of the emission: turns the
-        correction runs' exit maps (per launched emission photon) into images per excitation photon."""
-        edges, _ = _band_bins(self.camera, 10.0)
-        weights, _ = _bin_weights(qd_preset(self.probe.quantum_dot).emission.pdf, edges, self.camera)
-        return float(self.target_source(voxels).sum() * weights.sum())
-
     def at(self, voxels: np.ndarray, op: "TargetOperator", depth_mm: float, seconds: float = 0.0,
            correction=None):
         """ProbeImage of a target (voxel indices (m, 3), its TargetOperator) at ``depth_mm``;
-        ``correction`` (photonqd.target_correction.Correction) adds the target's own optics."""
+        ``correction`` (photonqd.target_correction.Correction) adds the target's own optics: the
+        QD image is multiplied by its ratio image."""
         from .study import ProbeImage
 
         fluence = self.fields.fluence
@@ -424,32 +396,24 @@ class ProbeDepths:
         else:
             signal_ex = op.images(np.vstack([q_mean[None], q_batches]), qd.density.mean)
             signal_adj = op.images_of_densities(q_mean, qd.density.batches)
-        delta = np.zeros(self.camera.pixels)
-        corrected = correction is not None and self.probe.name in correction.images
-        if corrected:
-            scale = self.correction_scale(voxels)
-            delta = correction.delta(self.probe.name, scale)
-        mean = _Variant(signal_ex[0] + delta, self.background)
-        groups = {"excitation": ([_Variant(signal_ex[k + 1] + delta, self.background_ex[k])
+        axis = self.fields.rings.axis_mm
+        corrected = correction is not None and self.probe.name in correction.detection
+        factor = correction.factor_image(self.probe.name, self.camera, axis) if corrected else 1.0
+        mean = _Variant(signal_ex[0] * factor, self.background)
+        groups = {"excitation": ([_Variant(signal_ex[k + 1] * factor, self.background_ex[k])
                                   for k in range(len(fluence.photons))], fluence.photons)}
         if qd is not None:
-            groups[f"adjoint {qd.name}"] = ([_Variant(s + delta, self.background) for s in signal_adj],
+            groups[f"adjoint {qd.name}"] = ([_Variant(s * factor, self.background) for s in signal_adj],
                                             qd.density.photons)
         for e, variants in zip(self.images.autofluorescence, self.background_af):
             groups[f"adjoint {e.name}"] = ([_Variant(mean.signal, b) for b in variants], e.density.photons)
         if corrected:
-            groups["target excitation"] = (
-                [_Variant(signal_ex[0] + correction.delta(self.probe.name, scale, kappa=k), self.background)
-                 for k in correction.kappa_batches()], correction.kappa_photons)
-            photons = correction.images[self.probe.name][2]
-            groups["target emission"] = (
-                [_Variant(signal_ex[0] + correction.delta(self.probe.name, scale, batch=j), self.background)
-                 for j in range(len(photons))], photons)
+            for run, (factors, photons) in correction.variants(self.probe.name, self.camera, axis).items():
+                groups[run] = ([_Variant(signal_ex[0] * f, self.background) for f in factors], photons)
         metrics = self._metrics(mean)
         errors, budget = _metric_errors({name: ([self._metrics(v) for v in variants], photons)
                                          for name, (variants, photons) in groups.items()},
                                         self.config.criterion)
-        mean = _Variant(np.clip(mean.signal, 0.0, None), mean.background)   # a noisy correction can dip below 0
         signal_e = electrons(mean.signal, self.excitation.photons_per_s, self.camera)
         background_e = electrons(mean.background, self.excitation.photons_per_s, self.camera)
         numerator = metrics.cnr
@@ -506,9 +470,11 @@ def run_adjoint_study(config, backend=None, done=None, on_depth=None, progress=N
     except NotLaterallyInvariant as err:
         raise ConfigError(str(err)) from None
     targets = _targets(config, first, fields)
+    contrasted = contrasted_depths(config, fields, targets)
+    corrected = {"all": list(targets), "contrasted": contrasted, "none": []}[config.correction]
     corrections = {}
     for _ in range(MAX_ROUNDS):
-        images = _all_depths(config, fields, targets, corrections)
+        images = _all_depths(config, fields, targets, corrected, corrections)
         trial = StudyResult(config, images)
         plan = _refinement(trial, fields, config)
         if not plan:
@@ -519,10 +485,9 @@ def run_adjoint_study(config, backend=None, done=None, on_depth=None, progress=N
             else:
                 fields.extend_adjoint(probe, emitter, photons)
     else:
-        images = _all_depths(config, fields, targets, corrections)
+        images = _all_depths(config, fields, targets, corrected, corrections)
     result.images = []
-    _record_fields(result.provenance, fields, StudyResult(config, images), config,
-                   contrasted_depths(config, fields, targets))
+    _record_fields(result.provenance, fields, StudyResult(config, images), config, contrasted, corrected)
     for depth in config.depths_mm:
         result.images.extend(i for i in images if i.depth_mm == depth)
         if on_depth:
@@ -550,19 +515,18 @@ def _targets(config, first, fields: StudyFields) -> dict:
     return out
 
 
-def _all_depths(config, fields: StudyFields, targets: dict, corrections: dict) -> list:
+def _all_depths(config, fields: StudyFields, targets: dict, corrected, corrections: dict) -> list:
     """Images of every probe at every depth; the target corrections (photonqd.target_correction)
-    are run once per depth, on the first call, and kept in ``corrections``."""
+    of the ``corrected`` depths are run once per depth, on the first call, and kept in
+    ``corrections``."""
     from .target_correction import run_correction
 
     probes = [ProbeDepths(config, fields, p, fields.voxel) for p in config.probes]
     images = []
     for depth, (scene, voxels) in targets.items():
         start = time.perf_counter()
-        if config.correction_photons and depth not in corrections:
-            sources = {p.probe.name: p.target_source(voxels) for p in probes}
-            corrections[depth] = run_correction(config, scene(), fields.axis, sources,
-                                                {p.probe.name: p.camera for p in probes},
+        if depth in corrected and depth not in corrections:
+            corrections[depth] = run_correction(config, scene(), fields.axis, {p.probe.name: p.camera for p in probes},
                                                 config.correction_photons, fields.backend, fields.progress)
         op = probes[0].images.target(voxels)     # the cameras differ only in filter and sensor
         for probe in probes:
@@ -633,7 +597,18 @@ def contrasted_depths(config, fields: StudyFields, targets: dict) -> list:
     return out
 
 
-def _record_fields(provenance: dict, fields: StudyFields, result, config, contrasted=()) -> None:
+def _target_optics(config, corrected) -> str:
+    """How the study treated the target's own optics, for the provenance."""
+    if not corrected:
+        return "left out of the fields (Born); the forward path (study --verify) includes them"
+    where = "every depth" if len(corrected) == len(config.depths_mm) else \
+        f"{len(corrected)} depths ({min(corrected):g}-{max(corrected):g} mm, where its scattering or index differs " \
+        "from its host's; Born elsewhere)"
+    return (f"included at {where} by correlated pairs of {config.correction_photons} photons per run "
+            "(photonqd.target_correction)")
+
+
+def _record_fields(provenance: dict, fields: StudyFields, result, config, contrasted=(), corrected=()) -> None:
     provenance.setdefault("adjoint", {}).update(
         {"excitation_photons": fields.excitation_photons,
          "adjoint_photons": {f"{p}: {e}": em.photons for p, ems in fields.emissions.items()
@@ -641,16 +616,15 @@ def _record_fields(provenance: dict, fields: StudyFields, result, config, contra
          "transport_seconds": {k: round(v, 3) for k, v in fields.seconds.items()},
          "ring_mm": fields.rings.ring_mm, "batches_per_run": BATCHES,
          "depth_resolution_mm": config.depth_resolution_mm,
-         "target_optics": (f"corrected at every depth by correlated pairs of {config.correction_photons} photons "
-                           "per run (photonqd.target_correction)" if config.correction_photons else
-                           "left out of the fields (Born); the forward path (study --verify) includes them")})
+         "target_optics": _target_optics(config, corrected)})
     notes = provenance.setdefault("notes", [])
     new = ["adjoint study: fields of the phantom without its target, pooled in rings about the target's axis"]
-    if contrasted and not config.correction_photons:
-        new.append(f"Born: at depths {min(contrasted):g}-{max(contrasted):g} mm the target's reduced scattering or "
+    born = sorted(set(contrasted) - set(corrected))
+    if born:
+        new.append(f"Born: at depths {min(born):g}-{max(born):g} mm the target's reduced scattering or "
                    f"index differs from its host layer's by more than {CONTRAST:.0%}; its QD signal there is "
-                   "approximate (docs/adjoint.md: measured up to 1.6x); set study.correction_photons or check "
-                   "with photonqd study --verify")
+                   "approximate (docs/adjoint.md: measured up to 1.6x); set study.correction = \"contrasted\" or "
+                   "check with photonqd study --verify")
     shape, voxel = fields.free.labels.shape, fields.voxel
     half = min(min(fields.axis[0], shape[0] * voxel[0] - fields.axis[0]),
                min(fields.axis[1], shape[1] * voxel[1] - fields.axis[1]))

@@ -6,7 +6,7 @@ Layout (docs/results.md describes every field):
                                  git_commit, backend, device, created (UTC ISO 8601), seed,
                                  photons, emission_photons, max_emission_photons, criterion,
                                  threshold, method ("adjoint" or "forward"), adjoint_photons,
-                                 max_adjoint_photons, correction_photons
+                                 max_adjoint_photons, correction, correction_photons
   /config                 attrs: toml (the configuration text, verbatim), effective_toml (the
                           configuration as it ran: overrides applied, defaults written out)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes;
@@ -214,7 +214,7 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    max_emission_photons=cfg.max_emission_photons,
                    criterion=cfg.criterion, threshold=cfg.threshold, method=cfg.method,
                    adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons,
-                   correction_photons=cfg.correction_photons)
+                   correction=cfg.correction, correction_photons=cfg.correction_photons)
     config = f.create_group("config")
     config.attrs["toml"] = cfg.text
     config.attrs["effective_toml"] = cfg.to_toml()

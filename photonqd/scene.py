@@ -25,6 +25,10 @@ from .medium import MAX_SPECIES, Medium
 from .optics import FixedOptics, OpticsTable, build_optics_table
 from .optics.quantum_dots import QuantumDot
 
+class NotLaterallyInvariant(ValueError):
+    """The scene without its target is not a stack of layers."""
+
+
 #: Fixed optics take the same values at every wavelength; a table of them still needs one bin,
 #: labelled with this wavelength (nm), which changes nothing.
 FIXED_OPTICS_NM = 500.0
@@ -110,6 +114,22 @@ class Scene:
     def with_labels(self, labels, target=None) -> "Scene":
         """The same tissues over new labels (no fluorophores: their maps follow the old volume)."""
         return dataclasses.replace(self, labels=labels, fluorophores=(), target=target)
+
+    def without_target(self) -> "Scene":
+        """The scene with its target voxels given the label of their layer (taken from a column
+        outside the target), no fluorophores and no target; raises NotLaterallyInvariant if the
+        volume outside the target is not a stack of layers."""
+        labels = np.asarray(self.labels)
+        target = np.zeros(labels.shape, bool) if self.target is None else np.asarray(self.target, bool)
+        columns = target.any(axis=2)
+        if columns.all():
+            raise NotLaterallyInvariant("phantom: the target covers every column; no host layer to put in its place")
+        i, j = np.argwhere(~columns)[0]
+        layers = labels[i, j, :]
+        if not ((labels == layers[None, None, :]) | target).all():
+            raise NotLaterallyInvariant("phantom: its tissue is not a stack of layers outside the target; the "
+                                        "adjoint study needs lateral invariance (use study.method = \"forward\")")
+        return self.with_labels(np.broadcast_to(layers, labels.shape).copy())
 
     # --- to the engine ---------------------------------------------------------------------
     def medium(self, wavelengths_nm=None, fluorophores=None) -> tuple[Medium, OpticsTable]:

@@ -1,5 +1,6 @@
 """The depth study by reciprocity on pooled fields (photonqd.adjoint_study)."""
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -7,13 +8,13 @@ import numpy as np
 import pytest
 
 from photonqd import phantom
-from photonqd.adjoint_study import (DepthImages, NotLaterallyInvariant, StudyFields,
-                                    _autofluorescence_weights, gauss_points, run_adjoint_study,
-                                    tissue_only)
+from photonqd.adjoint_study import (DepthImages, StudyFields, _autofluorescence_weights, gauss_points,
+                                    run_adjoint_study)
 from photonqd.camera import Camera, EmissionFilter, sensor_preset
 from photonqd.cli import main
 from photonqd.io import load, load_verification
 from photonqd.pooled_fields import RingGeometry, interpolate
+from photonqd.scene import NotLaterallyInvariant
 from photonqd.study import ConfigError, parse_config, run_study
 from photonqd.testing import SMALL_CAMERA_AND_PROBES
 from photonqd.verify import verify
@@ -49,15 +50,15 @@ def small(photons=None, replace=()):
     return parse_config(text, photons=photons)
 
 
-def test_tissue_only_puts_the_host_layer_in_place_of_the_target():
+def test_without_target_puts_the_host_layer_in_place_of_the_target():
     scene = phantom.skin_tumour(depth_mm=1.0, radius_mm=0.5, size_mm=(6, 6, 3), voxel_size=(0.25, 0.25, 0.1))
-    free = tissue_only(scene)
+    free = scene.without_target()
     assert not np.array_equal(free.labels, scene.labels)
     assert np.all(free.labels == free.labels[0, 0, :][None, None, :])
     assert np.array_equal(free.labels[~scene.target], scene.labels[~scene.target])
     scene.labels[0, 0, 5] = scene.labels.max()           # a second inclusion, outside the target
     with pytest.raises(NotLaterallyInvariant, match="stack of layers"):
-        tissue_only(scene)
+        scene.without_target()
 
 
 def _camera(pixels=6, fov=3.0, centre=(4.0, 4.0)):
@@ -140,12 +141,14 @@ def test_a_phantom_that_is_not_layered_is_refused_before_transport(monkeypatch):
 
 
 def test_adjoint_agrees_with_forward_on_a_small_skin_tumour(fast_backend):
-    """With the target correction (correlated pairs with and without the tumour), the QD signal
-    over the target and the ring and the ring's background agree with the forward path (tumour in
-    place) at two depths and both probes: |z| <= 3.5 (Sidak for 12 comparisons at a 1 % family
-    rate: 3.3). The background over the target (the tumour's own autofluorescence and its shadow,
-    not corrected) is held to 30 % (measured: +20 % at 1 mm for NIR-I, docs/adjoint.md)."""
+    """With the target correction (correlated pairs with and without the tumour, the default at
+    the depths where the tumour sits in dermis or fat), the QD signal over the target and the ring
+    and the ring's background agree with the forward path (tumour in place) at two depths and both
+    probes: |z| <= 3.5 (Sidak for 12 comparisons at a 1 % family rate: 3.3). The background over
+    the target (the tumour's own autofluorescence and its shadow, not corrected) is held to 30 %
+    (measured: +20 % at 1 mm for NIR-I, docs/adjoint.md)."""
     cfg = small(replace=[("seed = 4", "seed = 4\ncorrection_photons = 20000")])
+    assert cfg.correction == "contrasted"
     result = run_study(cfg, fast_backend)
     rows = verify(result, [1.0, 2.0], fast_backend, 40000, 100000)
     assert len(rows) == 2 * 2 * 4
@@ -159,18 +162,28 @@ def test_adjoint_agrees_with_forward_on_a_small_skin_tumour(fast_backend):
 
 def test_born_fields_are_flagged_where_the_target_differs_from_its_host(fast_backend):
     """Without the correction the study says at which depths the tumour's scattering or index
-    differs from its host layer's (dermis and fat here), and the QD signal there is off."""
-    result = run_study(small(), fast_backend)
-    notes = " ".join(result.provenance["notes"])
-    assert "Born: at depths 1-2 mm" in notes
+    differs from its host layer's (dermis and fat here), and the QD signal there is off; with it
+    (the default) the provenance says where the target's optics were included."""
+    born = run_study(small(replace=[("seed = 4", "seed = 4\ncorrection = \"none\"")]), fast_backend)
+    assert "Born: at depths 1-2 mm" in " ".join(born.provenance["notes"])
+    assert born.provenance["adjoint"]["target_optics"].startswith("left out of the fields (Born)")
+    corrected = run_study(small(), fast_backend)
+    assert "Born:" not in " ".join(corrected.provenance["notes"])
+    assert corrected.provenance["adjoint"]["target_optics"].startswith("included at every depth")
+    for b, c in zip(born.images, corrected.images):
+        assert c.signal_e.sum() != b.signal_e.sum()
 
 
 def test_signals_are_linear_in_concentration_without_transport(fast_backend):
-    cfg = small()
+    """The pooled fields' signals are linear in the QD concentration: a new concentration costs no
+    transport. (The target correction is not: its runs include the QD's re-absorption of its own
+    emission, which grows with the concentration, so it is left out here.)"""
+    born = ("seed = 4", 'seed = 4\ncorrection = "none"')
+    cfg = small(replace=[born])
     fields = StudyFields(cfg, cfg.scene(1.0), fast_backend)
     seconds = dict(fields.seconds)
     base = run_adjoint_study(cfg, fast_backend, fields=fields)
-    doubled_cfg = small(replace=[("concentration_uM = 0.1", "concentration_uM = 0.2")])
+    doubled_cfg = small(replace=[born, ("concentration_uM = 0.1", "concentration_uM = 0.2")])
     doubled = run_adjoint_study(doubled_cfg, fast_backend, fields=fields)
     assert fields.seconds == seconds                      # no transport ran
     for a, b in zip(base.images, doubled.images):
@@ -180,25 +193,53 @@ def test_signals_are_linear_in_concentration_without_transport(fast_backend):
 
 
 def test_correction_pairs_share_their_photons(fast_backend):
-    """A target of its host's own tissue changes nothing: the pair's runs (same seed, stream and
-    photon indices) give identical tallies, so kappa is 1 and the correction image 0, exactly."""
-    from photonqd.target_correction import run_correction
+    """A target of its host's own tissue (and no QD) changes nothing: the pair's runs (same seed,
+    stream and photon indices) give identical tallies, so every ratio is 1, exactly."""
+    from photonqd.target_correction import NODES, run_correction
 
     cfg = small(replace=[("concentration_uM = 0.1", "concentration_uM = 0.0")])
     scene = cfg.scene(2.5)
     host = int(scene.labels[0, 0, 25])                   # subcutaneous fat at 2.5 mm
     target_label = int(scene.labels[scene.target][0])
-    scene.tissues[target_label] = scene.tissues[host]
-    scene.autofluorescence[target_label] = scene.autofluorescence_of(host)
-    voxels = np.argwhere(scene.target)
+    scene = dataclasses.replace(scene, tissues={**scene.tissues, target_label: scene.tissues[host]},
+                                autofluorescence={target_label: scene.autofluorescence_of(host)})
     cameras = {p.name: cfg.camera_for(p, (8.0, 8.0)) for p in cfg.probes}
-    c = run_correction(cfg, scene, (8.0, 8.0), {p.name: np.ones(len(voxels)) for p in cfg.probes}, cameras,
-                       3000, fast_backend)
-    assert c.kappa == 1.0 and np.all(c.kappa_batches() == 1.0)
+    c = run_correction(cfg, scene, (8.0, 8.0), cameras, 3000, fast_backend)
+    np.testing.assert_array_equal(c.excitation.with_target, c.excitation.without)
     for probe in cfg.probes:
-        with_, without, _ = c.images[probe.name]
-        np.testing.assert_array_equal(with_, without)
-        assert not np.any(c.delta(probe.name, 1.0))
+        for node in NODES:
+            pair = c.detection[probe.name][node]
+            np.testing.assert_array_equal(pair.with_target, pair.without)
+            assert c.ratio(probe.name, node) == 1.0
+            assert np.all(c.ratio_batches(probe.name, node, "excitation") == 1.0)
+        assert np.all(c.factor_image(probe.name, cameras[probe.name], (8.0, 8.0)) == 1.0)
+
+
+def test_correction_ratio_image_interpolates_between_the_nodes():
+    """The ratio image takes each node's ratio at its distance from the axis, linear in between,
+    constant outside; batch pseudo-values average to the ratio."""
+    from photonqd.target_correction import Correction, Pair, pixel_radius_unbinned
+
+    rng = np.random.default_rng(3)
+    photons = np.full(10, 100.0)
+    ex = Pair(1.0 + 0.01 * rng.random((10, 4)), np.ones((10, 4)), photons)
+    det = {"axis": Pair(np.full((10, 4), 0.8), np.ones((10, 4)), photons),
+           "background": Pair(np.full((10, 4), 1.2), np.ones((10, 4)), photons)}
+    c = Correction(ex, {"p": det}, {"axis": 0.5, "background": 3.5}, 1000)
+    kappa = float(ex.mean("with_target").mean())
+    assert c.ratio("p", "axis") == pytest.approx(0.8 * kappa, rel=1e-12)
+    assert c.ratio("p", "background") == pytest.approx(1.2 * kappa, rel=1e-12)
+    for run in ("excitation", "detection"):
+        values = c.ratio_batches("p", "axis", run)
+        assert np.average(values, weights=photons) == pytest.approx(c.ratio("p", "axis"), rel=1e-12)
+    camera = Camera((10.0, 10.0), (20, 20), (5.0, 5.0), 0.3, EmissionFilter(1250, 1400),
+                    sensor_preset("ingaas_standard"), exposure_s=0.05)
+    image = c.factor_image("p", camera, (5.0, 5.0))
+    s = pixel_radius_unbinned(camera, (5.0, 5.0))
+    np.testing.assert_allclose(image[s <= 0.5], 0.8 * kappa)
+    np.testing.assert_allclose(image[s >= 3.5], 1.2 * kappa)
+    middle = (s > 0.5) & (s < 3.5)
+    np.testing.assert_allclose(image[middle], kappa * (0.8 + 0.4 * (s[middle] - 0.5) / 3.0))
 
 
 def test_cli_study_verify_show_and_round_trip(fast_backend, tmp_path, capsys):

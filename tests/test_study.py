@@ -57,6 +57,8 @@ def test_default_config_is_valid():
     (("seed = 5", "seed = 5\ncolour = 3"), "study: unknown key"),
     (("radius_mm = 0.5", "radius_mm = 5.0"), "phantom"),
     (("[camera]", "[camera]\nzoom = 2"), "camera: unknown key"),
+    (("seed = 5", 'seed = 5\ncorrection = "some"'), "study.correction"),
+    (("seed = 5", "seed = 5\ncorrection_photons = 50"), "study.correction_photons"),
 ])
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

@@ -14,11 +14,11 @@ Modules: ``config`` (the configuration as validated objects, read from and writt
 ``result`` (images, metrics and depth limits), ``run`` (the run loop and the forward path).
 """
 
-from .config import (CRITERIA, METHODS, SCENES, CameraSettings, ConfigError, ExcitationSettings, Probe,
+from .config import (CORRECTIONS, CRITERIA, METHODS, SCENES, CameraSettings, ConfigError, ExcitationSettings, Probe,
                      StudyConfig, default_config_text, parse_config)
 from .result import ProbeImage, StudyResult, estimate_photons
 from .run import run_depth, run_study, target_centre
 
-__all__ = ["CRITERIA", "METHODS", "SCENES", "CameraSettings", "ConfigError", "ExcitationSettings", "Probe",
+__all__ = ["CORRECTIONS", "CRITERIA", "METHODS", "SCENES", "CameraSettings", "ConfigError", "ExcitationSettings", "Probe",
            "StudyConfig", "default_config_text", "parse_config", "ProbeImage", "StudyResult", "estimate_photons",
            "run_depth", "run_study", "target_centre"]

@@ -34,6 +34,9 @@ from ..sources import DiskSource
 
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
 METHODS = ("adjoint", "forward")
+#: Depths at which the adjoint study includes the target's own optics (photonqd.target_correction):
+#: where its scattering or index differs from its host layer's, at every depth, or none (Born).
+CORRECTIONS = ("contrasted", "all", "none")
 #: Most depths one study may hold (each is a row of the results file and minutes of transport).
 MAX_DEPTHS = 400
 #: Rough peak memory of one depth per voxel (bytes): the generator's float64 temporaries, labels,
@@ -355,7 +358,8 @@ class StudyConfig:
     adjoint_photons: int = 50_000    # photons of each field run to start with (method "adjoint")
     max_adjoint_photons: int = 4_000_000   # ... raised up to this until the depth limits are resolved
     depth_resolution_mm: float = 0.25      # half-width (Z standard errors) a depth limit is resolved to
-    correction_photons: int = 0            # each run of the target correction pairs per depth (0: Born only)
+    correction: str = "contrasted"         # depths whose images include the target's optics (CORRECTIONS)
+    correction_photons: int = 10_000       # each run of the target correction pairs per corrected depth
 
     def scene(self, depth_mm: float):
         return SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
@@ -366,7 +370,8 @@ class StudyConfig:
         study = {"phantom": self.phantom, "method": self.method, "depths_mm": list(self.depths_mm),
                  "photons": self.photons, "adjoint_photons": self.adjoint_photons,
                  "max_adjoint_photons": self.max_adjoint_photons,
-                 "depth_resolution_mm": self.depth_resolution_mm, "correction_photons": self.correction_photons,
+                 "depth_resolution_mm": self.depth_resolution_mm, "correction": self.correction,
+                 "correction_photons": self.correction_photons,
                  "emission_photons": self.emission_photons, "max_emission_photons": self.max_emission_photons,
                  "seed": self.seed, "criterion": self.criterion, "threshold": self.threshold}
         lines = ["# effective photonqd study configuration"]
@@ -417,7 +422,7 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     study = _section(raw, "study")
     _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
                               "seed", "criterion", "threshold", "method", "adjoint_photons",
-                              "max_adjoint_photons", "depth_resolution_mm", "correction_photons"))
+                              "max_adjoint_photons", "depth_resolution_mm", "correction", "correction_photons"))
     name = _read(study, "study", "phantom", _choice, SCENES, default="skin_tumour")
     method = _read(study, "study", "method", _choice, METHODS, default="adjoint")
     depths = _depth_list(study.get("depths_mm"))
@@ -434,15 +439,13 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     n_adj_max = _read(study, "study", "max_adjoint_photons", _number, n_adj, 2**40,
                       default=max(n_adj, 4_000_000), integer=True)
     resolution = _read(study, "study", "depth_resolution_mm", _number, 1e-3, 100.0, default=0.25)
-    n_corr = _read(study, "study", "correction_photons", _number, 0, 2**31 - 1, default=0, integer=True)
-    if 0 < n_corr < 100:
-        raise ConfigError(f"study.correction_photons: {n_corr} is too few for 10 batches; use 0 (no target "
-                          "correction) or at least 100")
+    correction = _read(study, "study", "correction", _choice, CORRECTIONS, default="contrasted")
+    n_corr = _read(study, "study", "correction_photons", _number, 100, 2**31 - 1, default=10_000, integer=True)
     if photons is not None:  # the override scales every count, keeping their ratios
         ratio = n_max / n_em
         with _as_config_error():
             n = n_em = n_adj = _number("--photons", photons, 1, 2**31 - 1, integer=True)
-        n_corr = n_corr and n_adj
+        n_corr = max(n_adj, 100)
         n_max = min(int(ratio * n_em), 2**31 - 1)
         if method == "adjoint" and n < 10 * 10:
             raise ConfigError("--photons: the adjoint study needs at least 100 (10 batches of 10)")
@@ -480,4 +483,4 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
                        threshold=_read(study, "study", "threshold", _number, -1e9, 1e9, default=3.0),
                        excitation=excitation, camera=camera, probes=probes, text=text, method=method,
                        adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
-                       correction_photons=n_corr)
+                       correction=correction, correction_photons=n_corr)

@@ -83,11 +83,12 @@ class StudyResult:
 def estimate_photons(config: StudyConfig, n_depths: int) -> tuple[int, int]:
     """Photons ``n_depths`` depths launch: (every run at its first count, every run raised to its
     cap). Forward: an excitation run per depth and each probe's emission ladder. Adjoint: the
-    excitation run, two adjoint runs per probe (QD, autofluorescence), and per depth the target
-    correction's pairs (excitation, and each probe's emission)."""
+    excitation run, two adjoint runs per probe (QD, autofluorescence), and per depth (at most) the
+    target correction's pairs (excitation, and each probe's adjoint from two places)."""
     probes = len(config.probes)
     if config.method == "adjoint":
-        fixed = n_depths * config.correction_photons * 2 * (1 + probes)
+        corrected = 0 if config.correction == "none" else n_depths
+        fixed = corrected * config.correction_photons * 2 * (1 + 2 * probes)
         return (config.photons + 2 * probes * config.adjoint_photons + fixed,
                 (1 + 2 * probes) * config.max_adjoint_photons + fixed)
     return (n_depths * (config.photons + probes * config.emission_photons),

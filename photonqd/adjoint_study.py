@@ -383,7 +383,7 @@ class ProbeDepths:
            correction=None):
         """ProbeImage of a target (voxel indices (m, 3), its TargetOperator) at ``depth_mm``;
         ``correction`` (photonqd.target_correction.Correction) adds the target's own optics: the
-        QD image is multiplied by its ratio image."""
+        QD image is multiplied by its ratio."""
         from .study import ProbeImage
 
         fluence = self.fields.fluence
@@ -396,9 +396,8 @@ class ProbeDepths:
         else:
             signal_ex = op.images(np.vstack([q_mean[None], q_batches]), qd.density.mean)
             signal_adj = op.images_of_densities(q_mean, qd.density.batches)
-        axis = self.fields.rings.axis_mm
         corrected = correction is not None and self.probe.name in correction.detection
-        factor = correction.factor_image(self.probe.name, self.camera, axis) if corrected else 1.0
+        factor = correction.ratio(self.probe.name) if corrected else 1.0
         mean = _Variant(signal_ex[0] * factor, self.background)
         groups = {"excitation": ([_Variant(signal_ex[k + 1] * factor, self.background_ex[k])
                                   for k in range(len(fluence.photons))], fluence.photons)}
@@ -408,8 +407,8 @@ class ProbeDepths:
         for e, variants in zip(self.images.autofluorescence, self.background_af):
             groups[f"adjoint {e.name}"] = ([_Variant(mean.signal, b) for b in variants], e.density.photons)
         if corrected:
-            for run, (factors, photons) in correction.variants(self.probe.name, self.camera, axis).items():
-                groups[run] = ([_Variant(signal_ex[0] * f, self.background) for f in factors], photons)
+            for run, (ratios, photons) in correction.variants(self.probe.name).items():
+                groups[run] = ([_Variant(signal_ex[0] * r, self.background) for r in ratios], photons)
         metrics = self._metrics(mean)
         errors, budget = _metric_errors({name: ([self._metrics(v) for v in variants], photons)
                                          for name, (variants, photons) in groups.items()},

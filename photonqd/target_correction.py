@@ -8,24 +8,22 @@ R's detection field (docs/adjoint.md, "Signals from fields"):
 
 At each depth both fields are run twice, in the phantom with its target and without it, with the
 same seed, stream and photon indices: the excitation disk beam once, and per probe an adjoint
-launch from one camera pixel at each of two distances s from the target's axis, the two places
-the metrics read (``NODES``: on the axis, under the target region, and at the background annulus'
-mean radius). With the target: its tissue, and in the adjoint runs its QD too (re-absorption of
-its own emission); the excitation is tissue only, the QD excited through the stored fluence as in
-the forward path. The ratio
+launch from the camera pixel over the target's axis. With the target: its tissue, and in the
+adjoint runs its QD too (re-absorption of its own emission); the excitation is tissue only, the QD
+excited through the stored fluence as in the forward path. The ratio
 
-    rho(s) = sum_T Phi_ex,with D_s,with / sum_T Phi_ex,without D_s,without
+    rho = sum_T Phi_ex,with D_with / sum_T Phi_ex,without D_without
 
-corrects the Born image: a pixel at distance s from the axis is multiplied by rho interpolated
-linearly in s between the nodes (held constant beyond them). The phantom, the target and the
-beam are symmetric about the axis, so one pixel stands for every pixel at its distance. The
-regions' signals, from which CNR, SNR, SBR and contrast are computed, are so corrected to first
-order in how rho varies inside each region, the image's shape (FWHM) to first order in s.
+multiplies the Born image: exact for the pixel over the axis, first order in how the ratio varies
+across the field elsewhere. (A second pair from a pixel at the background annulus gave ratios
+within their errors of the axis pixel's at 0.25-9 mm on the default phantom, but so few of its
+photons reach a shallow target that its noise, through the ring's shot noise in the CNR, swamped
+the CNR's error: it is not run.)
 
 Photons follow identical paths until they meet the target, so each ratio carries only the noise
 of what the target changes: where only absorption differs, paths stay identical and the ratio is
 nearly exact. The runs use the phantom cropped around the target (``CROP_MARGIN_MM`` beyond the
-beam and the annulus sideways, below the target's bottom): photons that leave the crop and would
+beam sideways, below the target's bottom): photons that leave the crop and would
 come back change both runs alike, so the crop enters the ratio only at second order.
 Errors: batch pseudo-values of each ratio (linearised), one group per independent pair.
 Autofluorescence and leakage are not corrected (the target's own autofluorescence and its shadow
@@ -48,12 +46,10 @@ from .scene import Scene
 from .simulation import Simulation
 from .sources import DiskSource
 
-#: Margin (mm) of the cropped phantom beyond the beam and the annulus, and below the target.
+#: Margin (mm) of the cropped phantom beyond the beam and below the target.
 CROP_MARGIN_MM = 3.0
 #: Batches of each correction run.
 BATCHES = 10
-#: Where the adjoint pairs are launched: on the target's axis, and at the background annulus.
-NODES = ("axis", "background")
 
 
 @dataclasses.dataclass
@@ -103,17 +99,15 @@ class Pair:
 
 @dataclasses.dataclass
 class Correction:
-    """One depth's correction: the excitation pair, and per probe the adjoint pair of each node
-    (``NODES``) with the node's distance from the target's axis (mm)."""
+    """One depth's correction: the excitation pair, and per probe the adjoint pair."""
 
     excitation: Pair
-    detection: dict               # probe -> {node: Pair}
-    radius_mm: dict               # node -> distance from the axis, mm
+    detection: dict               # probe -> Pair
     photons: int
 
-    def ratio(self, probe: str, node: str, ex_batch: int | None = None, adj_batch: int | None = None) -> float:
-        """rho of one node: with each field's mean, or one batch of one of them in its place."""
-        ex, adj = self.excitation, self.detection[probe][node]
+    def ratio(self, probe: str, ex_batch: int | None = None, adj_batch: int | None = None) -> float:
+        """rho: with each field's mean, or one batch of one of them in its place."""
+        ex, adj = self.excitation, self.detection[probe]
         parts = []
         for which in ("with_target", "without"):
             phi = ex.mean(which) if ex_batch is None else getattr(ex, which)[ex_batch]
@@ -121,48 +115,22 @@ class Correction:
             parts.append(float(np.dot(phi, d)))
         return parts[0] / parts[1] if parts[1] > 0 else 1.0
 
-    def ratio_batches(self, probe: str, node: str, run: str) -> np.ndarray:
+    def ratio_batches(self, probe: str, run: str) -> np.ndarray:
         """Linearised pseudo-values of rho per batch of ``run`` ("excitation" or "detection"), the
         other field at its mean: rho + (a_j - rho b_j) / mean(b), whose batch-means error is the
         ratio's share from that run."""
-        pair = self.excitation if run == "excitation" else self.detection[probe][node]
-        rho = self.ratio(probe, node)
-        fixed = self.detection[probe][node] if run == "excitation" else self.excitation
-        a = getattr(pair, "with_target") @ fixed.mean("with_target")
-        b = getattr(pair, "without") @ fixed.mean("without")
+        pair, fixed = (self.excitation, self.detection[probe]) if run == "excitation" else \
+            (self.detection[probe], self.excitation)
+        rho = self.ratio(probe)
+        a = pair.with_target @ fixed.mean("with_target")
+        b = pair.without @ fixed.mean("without")
         mean_b = float(pair.photons @ b / pair.photons.sum())
         return rho + (a - rho * b) / mean_b if mean_b > 0 else np.ones(len(b))
 
-    def factor_image(self, probe: str, camera: Camera, axis, ratios: dict | None = None) -> np.ndarray:
-        """Per unbinned pixel, the ratio interpolated linearly in the distance from the axis between
-        the nodes (``ratios``: node -> rho, default each node's mean)."""
-        ratios = ratios or {r: self.ratio(probe, r) for r in NODES}
-        s = pixel_radius_unbinned(camera, axis)
-        radii = [self.radius_mm[r] for r in NODES]
-        return np.interp(s, radii, [ratios[r] for r in NODES])
-
-    def variants(self, probe: str, camera: Camera, axis) -> dict:
-        """{run name: (factor image per batch, photons per batch)} for the errors: the excitation
-        pair's batches move every node's ratio together; each node's adjoint pair moves its own."""
-        mean = {r: self.ratio(probe, r) for r in NODES}
-        out = {"target excitation": (
-            [self.factor_image(probe, camera, axis, dict(zip(NODES, values)))
-             for values in zip(*(self.ratio_batches(probe, r, "excitation") for r in NODES))],
-            self.excitation.photons)}
-        for node in NODES:
-            pair = self.detection[probe][node]
-            out[f"target {node} detection"] = (
-                [self.factor_image(probe, camera, axis, {**mean, node: v})
-                 for v in self.ratio_batches(probe, node, "detection")], pair.photons)
-        return out
-
-
-def pixel_radius_unbinned(camera: Camera, axis) -> np.ndarray:
-    """Distance (mm) of every unbinned pixel's centre from ``axis`` (x, y)."""
-    px, py = camera.pixel_size_mm
-    x = camera.centre_mm[0] - camera.field_of_view_mm[0] / 2 + (np.arange(camera.pixels[0]) + 0.5) * px
-    y = camera.centre_mm[1] - camera.field_of_view_mm[1] / 2 + (np.arange(camera.pixels[1]) + 0.5) * py
-    return np.hypot(x[:, None] - axis[0], y[None, :] - axis[1])
+    def variants(self, probe: str) -> dict:
+        """{run name: (rho per batch, photons per batch)} for the errors; the two pairs are independent."""
+        return {"target excitation": (self.ratio_batches(probe, "excitation"), self.excitation.photons),
+                "target detection": (self.ratio_batches(probe, "detection"), self.detection[probe].photons)}
 
 
 def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, backend=None,
@@ -170,9 +138,7 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
     """The correlated pairs at one depth (``scene``: the phantom with its target; ``axis``: the
     target's (x, y) in mm; ``cameras``: probe name -> Camera)."""
     excitation = config.excitation_for(axis)
-    annulus = config.camera.background_annulus_mm
-    radius = {"axis": 0.0, "background": 0.5 * (annulus[0] + annulus[1])}
-    crop = crop_around(scene, axis, max(excitation.source.radius, annulus[1]) + CROP_MARGIN_MM)
+    crop = crop_around(scene, axis, excitation.source.radius + CROP_MARGIN_MM)
     with_target = _cropped(scene, crop)
     without = with_target.without_target()
     target = with_target.target
@@ -199,20 +165,17 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
         qd = qd_preset(probe.quantum_dot)
         edges, centres = _band_bins(camera, 10.0)
         weights = np.prod(_bin_weights(qd.emission.pdf, edges, camera), axis=0)
-        detection[probe.name] = {}
-        for k, node in enumerate(NODES):
-            # one pixel centred at the node's distance from the axis, along +x
-            px, py = camera.pixel_size_mm
-            pixel = Camera((px, py), (1, 1), (local_axis[0] + radius[node], local_axis[1]), camera.numerical_aperture,
-                           camera.emission_filter, camera.sensor, camera.exposure_s)
+        px, py = camera.pixel_size_mm
+        pixel = Camera((px, py), (1, 1), local_axis, camera.numerical_aperture, camera.emission_filter,
+                       camera.sensor, camera.exposure_s)
 
-            def detect(s, labelled, pixel=pixel, stream=len(NODES) * index + k, qd=qd, centres=centres):
-                if labelled:   # the QD absorbs its own emission, as in the forward path
-                    s = s.with_fluorophore(qd, np.where(target, probe.concentration_uM, 0.0))
-                medium, _ = s.medium(centres)
-                run = region_adjoint(medium, pixel, np.ones((1, 1), bool), weights, photons, BATCHES,
-                                     config.seed + 1, stream, backend, progress, reduce=lambda d: d[target])
-                return run.batches, np.full(BATCHES, run.photons / BATCHES)
+        def detect(s, labelled, stream=index, qd=qd, centres=centres):
+            if labelled:   # the QD absorbs its own emission, as in the forward path
+                s = s.with_fluorophore(qd, np.where(target, probe.concentration_uM, 0.0))
+            medium, _ = s.medium(centres)
+            run = region_adjoint(medium, pixel, np.ones((1, 1), bool), weights, photons, BATCHES,
+                                 config.seed + 1, stream, backend, progress, reduce=lambda d: d[target])
+            return run.batches, np.full(BATCHES, run.photons / BATCHES)
 
-            detection[probe.name][node] = pair(detect)
-    return Correction(ex, detection, radius, photons)
+        detection[probe.name] = pair(detect)
+    return Correction(ex, detection, photons)

@@ -194,8 +194,8 @@ def test_signals_are_linear_in_concentration_without_transport(fast_backend):
 
 def test_correction_pairs_share_their_photons(fast_backend):
     """A target of its host's own tissue (and no QD) changes nothing: the pair's runs (same seed,
-    stream and photon indices) give identical tallies, so every ratio is 1, exactly."""
-    from photonqd.target_correction import NODES, run_correction
+    stream and photon indices) give identical tallies, so the ratio is 1, exactly."""
+    from photonqd.target_correction import run_correction
 
     cfg = small(replace=[("concentration_uM = 0.1", "concentration_uM = 0.0")])
     scene = cfg.scene(2.5)
@@ -207,39 +207,27 @@ def test_correction_pairs_share_their_photons(fast_backend):
     c = run_correction(cfg, scene, (8.0, 8.0), cameras, 3000, fast_backend)
     np.testing.assert_array_equal(c.excitation.with_target, c.excitation.without)
     for probe in cfg.probes:
-        for node in NODES:
-            pair = c.detection[probe.name][node]
-            np.testing.assert_array_equal(pair.with_target, pair.without)
-            assert c.ratio(probe.name, node) == 1.0
-            assert np.all(c.ratio_batches(probe.name, node, "excitation") == 1.0)
-        assert np.all(c.factor_image(probe.name, cameras[probe.name], (8.0, 8.0)) == 1.0)
+        pair = c.detection[probe.name]
+        np.testing.assert_array_equal(pair.with_target, pair.without)
+        assert c.ratio(probe.name) == 1.0
+        for ratios, _ in c.variants(probe.name).values():
+            assert np.all(ratios == 1.0)
 
 
-def test_correction_ratio_image_interpolates_between_the_nodes():
-    """The ratio image takes each node's ratio at its distance from the axis, linear in between,
-    constant outside; batch pseudo-values average to the ratio."""
-    from photonqd.target_correction import Correction, Pair, pixel_radius_unbinned
+def test_correction_ratio_and_its_batch_values():
+    """rho is the ratio of the target overlaps of the two fields, with and without the target;
+    the batch pseudo-values of either run average to it."""
+    from photonqd.target_correction import Correction, Pair
 
     rng = np.random.default_rng(3)
     photons = np.full(10, 100.0)
     ex = Pair(1.0 + 0.01 * rng.random((10, 4)), np.ones((10, 4)), photons)
-    det = {"axis": Pair(np.full((10, 4), 0.8), np.ones((10, 4)), photons),
-           "background": Pair(np.full((10, 4), 1.2), np.ones((10, 4)), photons)}
-    c = Correction(ex, {"p": det}, {"axis": 0.5, "background": 3.5}, 1000)
-    kappa = float(ex.mean("with_target").mean())
-    assert c.ratio("p", "axis") == pytest.approx(0.8 * kappa, rel=1e-12)
-    assert c.ratio("p", "background") == pytest.approx(1.2 * kappa, rel=1e-12)
-    for run in ("excitation", "detection"):
-        values = c.ratio_batches("p", "axis", run)
-        assert np.average(values, weights=photons) == pytest.approx(c.ratio("p", "axis"), rel=1e-12)
-    camera = Camera((10.0, 10.0), (20, 20), (5.0, 5.0), 0.3, EmissionFilter(1250, 1400),
-                    sensor_preset("ingaas_standard"), exposure_s=0.05)
-    image = c.factor_image("p", camera, (5.0, 5.0))
-    s = pixel_radius_unbinned(camera, (5.0, 5.0))
-    np.testing.assert_allclose(image[s <= 0.5], 0.8 * kappa)
-    np.testing.assert_allclose(image[s >= 3.5], 1.2 * kappa)
-    middle = (s > 0.5) & (s < 3.5)
-    np.testing.assert_allclose(image[middle], kappa * (0.8 + 0.4 * (s[middle] - 0.5) / 3.0))
+    det = Pair(np.full((10, 4), 0.8) + 0.01 * rng.random((10, 4)), np.ones((10, 4)), photons)
+    c = Correction(ex, {"p": det}, 1000)
+    expected = float(ex.mean("with_target") @ det.mean("with_target") / 4.0)
+    assert c.ratio("p") == pytest.approx(expected, rel=1e-12)
+    for ratios, w in c.variants("p").values():
+        assert np.average(ratios, weights=w) == pytest.approx(expected, rel=1e-12)
 
 
 def test_cli_study_verify_show_and_round_trip(fast_backend, tmp_path, capsys):

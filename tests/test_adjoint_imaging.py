@@ -143,7 +143,7 @@ def test_adjoint_matches_forward_lymph_node(fast_backend, probe):
 def test_adjoint_matches_forward_capillary(fast_backend, probe):
     config = phantom_config("intralipid_capillary", "inner_radius_mm = 0.25", 2.0, fov=8.0, pixels=32,
                             annulus=(2.0, 3.5), target_radius=0.25)
-    config.probes[0].concentration_uM = config.probes[1].concentration_uM = 1.0
+    config.probes = [dataclasses.replace(p, concentration_uM=1.0) for p in config.probes]
     # Intralipid and water carry no autofluorescence: the QD signal only
     check(compare(config, 2.0, config.probes[[p.name for p in config.probes].index(probe)],
                   20_000, 20_000, 200_000, fast_backend, what=("QD",)), max_rel=0.4)

@@ -214,6 +214,28 @@ def test_correction_pairs_share_their_photons(fast_backend):
             assert np.all(ratios == 1.0)
 
 
+def test_correction_includes_the_qds_reabsorption_of_their_emission(fast_backend):
+    """A target of its host's own tissue holding QDs: the excitation pair is identical (the QD is
+    excited through the stored fluence, as in the forward path), while the detection run with the
+    target loses weight to the QDs along the same paths (until roulette, which the lower weights
+    trigger differently, parts them), so the ratio is below 1."""
+    from photonqd.target_correction import run_correction
+
+    cfg = small()
+    scene = cfg.scene(2.5)
+    host = int(scene.labels[0, 0, 25])
+    target_label = int(scene.labels[scene.target][0])
+    scene = dataclasses.replace(scene, tissues={**scene.tissues, target_label: scene.tissues[host]},
+                                autofluorescence={target_label: scene.autofluorescence_of(host)})
+    cameras = {p.name: cfg.camera_for(p, (8.0, 8.0)) for p in cfg.probes}
+    c = run_correction(cfg, scene, (8.0, 8.0), cameras, 3000, fast_backend)
+    np.testing.assert_array_equal(c.excitation.with_target, c.excitation.without)
+    for probe in cfg.probes:
+        pair = c.detection[probe.name]
+        assert all(c.ratio(probe.name, adj_batch=j) < 1.0 for j in range(len(pair.photons)))
+        assert c.ratio(probe.name) < 1.0
+
+
 def test_correction_ratio_and_its_batch_values():
     """rho is the ratio of the target overlaps of the two fields, with and without the target;
     the batch pseudo-values of either run average to it."""

@@ -208,6 +208,9 @@ class QuantumDot:
     quantum_yield : in (0, 1].
     emission : :class:`GaussianEmission` or :class:`TabulatedEmission`.
     sources : citations; typical : quantities whose values are typical, not product-specific.
+    lifetime_ns : mean luminescence lifetime [ns], > 0, or None (unknown). Optional, because only time
+        gating (:mod:`photonqd.gating`) needs it; a QD without one is imaged CW as before, and gating it
+        raises a ValueError naming ``lifetime_ns``. Every preset has one.
     """
 
     name: str
@@ -216,10 +219,19 @@ class QuantumDot:
     emission: GaussianEmission | TabulatedEmission
     sources: dict[str, str] = field(default_factory=dict)
     typical: dict[str, str] = field(default_factory=dict)
+    lifetime_ns: float | None = None
 
     def __post_init__(self):
         if not (np.isfinite(self.quantum_yield) and 0 <= self.quantum_yield <= 1):
             raise ValueError(f"quantum_yield: must be in [0, 1], got {self.quantum_yield!r}")
+        if self.lifetime_ns is not None:
+            try:
+                tau = float(self.lifetime_ns)
+            except (TypeError, ValueError):
+                tau = float("nan")
+            if not (np.isfinite(tau) and tau > 0):
+                raise ValueError(f"lifetime_ns: must be a finite number > 0 ns, or None, got {self.lifetime_ns!r}")
+            object.__setattr__(self, "lifetime_ns", tau)
 
     def _provenance(self, provenance):
         if provenance is not None:
@@ -258,7 +270,7 @@ def qd_preset(name: str) -> QuantumDot:
     """A QD preset from ``data/qd_presets.csv`` (sources and typical labels in the table)."""
     r = preset_row(qd_preset_rows(), name, "name", "QD")
     exciton_nm = float(r["exciton_nm"])
-    sources = {"preset": r["sources"]}
+    sources = {"preset": r["sources"], "lifetime": r["lifetime_sources"]}
     if r["sizing"] == "moreels2009":
         d = float(moreels2009_diameter_nm(HC_EV_NM / exciton_nm))
         anchors = ((400.0, float(moreels2009_epsilon400(d))),)
@@ -275,4 +287,5 @@ def qd_preset(name: str) -> QuantumDot:
         emission=GaussianEmission(float(r["emission_peak_nm"]), float(r["emission_fwhm_nm"])),
         sources=sources,
         typical={q: basis for q in r["typical"].split(";") if q},
+        lifetime_ns=float(r["lifetime_ns"]),
     )

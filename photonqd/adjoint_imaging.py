@@ -183,7 +183,7 @@ def _band_bins(camera: Camera, bin_width_nm: float):
     """The camera band's bins as photonqd.fluorescence.image cuts them: (edges, centres)."""
     if not bin_width_nm > 0:
         raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
-    lo, hi = camera.band
+    lo, hi = camera.detection_band  # the nominal band widened by the filter's blue shift at the cone's rim
     n = max(1, int(math.ceil((hi - lo) / bin_width_nm)))
     edges = np.linspace(lo, hi, n + 1)
     return edges, 0.5 * (edges[:-1] + edges[1:])

@@ -51,6 +51,11 @@ class Sensor:
         readout, sCMOS and InGaAs: binning² reads per binned pixel).
     pixel_pitch_um : physical pixel pitch [µm], informational (the object-side pixel is set by the
         Camera's field of view), or None.
+    full_well_e : charge one unbinned pixel holds before it clips [e⁻], or None (default: no clipping and
+        an ideal ADC, i.e. no quantisation noise; the presets all give one).
+    bit_depth : ADC bits, 1 to 32 (default 16, the output of the scientific cameras in the presets).
+    register_well_e : for charge binning, the charge the summing (serial/output) register holds [e⁻], which
+        caps a binned pixel; None: no cap below b² × full_well_e.
     sources : citations; typical : quantities whose values are typical of the sensor class.
     """
 
@@ -61,6 +66,9 @@ class Sensor:
     dark_current_e_per_s: float
     binning: str = "digital"
     pixel_pitch_um: float | None = None
+    full_well_e: float | None = None
+    bit_depth: int = 16
+    register_well_e: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
     typical: dict[str, str] = field(default_factory=dict)
 
@@ -81,6 +89,12 @@ class Sensor:
             raise ValueError(f"binning: must be one of {BINNING_MODES}, got {self.binning!r}")
         if self.pixel_pitch_um is not None:
             object.__setattr__(self, "pixel_pitch_um", _positive("pixel_pitch_um", self.pixel_pitch_um))
+        for name in ("full_well_e", "register_well_e"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        if isinstance(self.bit_depth, bool) or int(self.bit_depth) != self.bit_depth or not 1 <= self.bit_depth <= 32:
+            raise ValueError(f"bit_depth: must be an integer in [1, 32], got {self.bit_depth!r}")
+        object.__setattr__(self, "bit_depth", int(self.bit_depth))
 
     def quantum_efficiency(self, wavelengths_nm) -> np.ndarray:
         """QE at ``wavelengths_nm`` (any shape); zero outside the tabulated curve."""
@@ -145,6 +159,8 @@ def sensor_preset(name: str) -> Sensor:
         name=name, wavelengths_nm=wl, qe=qe,
         read_noise_e=float(r["read_noise_e"]), dark_current_e_per_s=float(r["dark_current_e_per_s"]),
         binning=r["binning"], pixel_pitch_um=float(r["pixel_pitch_um"]) if r["pixel_pitch_um"] else None,
+        full_well_e=float(r["full_well_e"]), bit_depth=int(r["bit_depth"]),
+        register_well_e=float(r["register_well_e"]) if r["register_well_e"] else None,
         sources={"description": r["description"], "values": r["sources"]},
         typical={q: basis for q in r["typical"].split(";") if q},
     )
@@ -152,12 +168,19 @@ def sensor_preset(name: str) -> Sensor:
 
 @dataclass(frozen=True)
 class EmissionFilter:
-    """A band-pass emission filter: ``transmission`` in [lo_nm, hi_nm], 10^−OD outside (or 0)."""
+    """A band-pass interference filter: ``transmission`` in [lo_nm, hi_nm], 10^−OD outside (or 0).
+
+    The edges are steps at normal incidence. Tilted rays see both edges shifted blue,
+    λ(θ) = λ0 · sqrt(1 − (sin θ / n_eff)²) for an angle of incidence θ in air (Semrock technical note
+    "Filter Spectra at Non-normal Angles of Incidence"); ``effective_index`` is n_eff of the coating
+    stack, ≥ 1 (default 2.0, typical of hard-coated band-pass filters: makers quote 1.5–2.1).
+    """
 
     lo_nm: float
     hi_nm: float
     transmission_in_band: float = 0.9
     blocking_od: float | None = None
+    effective_index: float = 2.0
 
     def __post_init__(self):
         lo, hi = float(self.lo_nm), float(self.hi_nm)
@@ -168,14 +191,37 @@ class EmissionFilter:
                              f"got {self.transmission_in_band!r}")
         if self.blocking_od is not None and not (math.isfinite(self.blocking_od) and self.blocking_od > 0):
             raise ValueError(f"emission_filter.blocking_od: must be > 0 or None, got {self.blocking_od!r}")
+        n = float(self.effective_index)
+        if not (math.isfinite(n) and n >= 1):
+            raise ValueError(f"emission_filter.effective_index: must be >= 1, got {self.effective_index!r}")
         object.__setattr__(self, "lo_nm", lo)
         object.__setattr__(self, "hi_nm", hi)
+        object.__setattr__(self, "effective_index", n)
 
-    def transmission(self, wavelengths_nm) -> np.ndarray:
-        """Transmission at ``wavelengths_nm`` (any shape); edges are ideal (step) edges."""
+    def transmission(self, wavelengths_nm, numerical_aperture: float = 0.0) -> np.ndarray:
+        """Transmission at ``wavelengths_nm`` (any shape), averaged over a cone of rays in air.
+
+        numerical_aperture : sin of the cone's half-angle in air, in [0, 1]; 0 (default) is normal
+            incidence, where the edges are ideal steps. The rays are taken uniform in sin²θ (uniform in
+            projected solid angle: a Lambertian source filling the cone). At angle θ the band is
+            [lo, hi] · s with s = sqrt(1 − sin²θ / n_eff²); a wavelength λ is inside it for
+            sin²θ in [n_eff²(1 − (λ/lo)²), n_eff²(1 − (λ/hi)²)], so the average is exact for step
+            edges: T = T_in · f + 10^−OD · (1 − f), f that interval's share of [0, NA²].
+        """
         wl = check_wavelengths(wavelengths_nm)
+        na = float(numerical_aperture)
+        if not (math.isfinite(na) and 0 <= na <= 1):
+            raise ValueError(f"numerical_aperture: the filter sits in air, so NA must be in [0, 1], got "
+                             f"{numerical_aperture!r}")
         out_of_band = 0.0 if self.blocking_od is None else 10.0 ** (-self.blocking_od)
-        return np.where((wl >= self.lo_nm) & (wl <= self.hi_nm), self.transmission_in_band, out_of_band)
+        if na == 0:
+            inside = ((wl >= self.lo_nm) & (wl <= self.hi_nm)).astype(float)
+        else:
+            n2, u_max = self.effective_index**2, na * na
+            u_lo = n2 * (1.0 - (wl / self.lo_nm) ** 2)  # below it, the blue-shifted lower edge is still above λ
+            u_hi = n2 * (1.0 - (wl / self.hi_nm) ** 2)  # above it, the upper edge has moved below λ
+            inside = np.clip(np.minimum(u_hi, u_max) - np.maximum(u_lo, 0.0), 0.0, None) / u_max
+        return self.transmission_in_band * inside + out_of_band * (1.0 - inside)
 
 
 @dataclass(frozen=True)
@@ -234,6 +280,16 @@ class Camera:
         return self.emission_filter.lo_nm, self.emission_filter.hi_nm
 
     @property
+    def detection_band(self) -> tuple[float, float]:
+        """Wavelengths (lo, hi) [nm] that reach the sensor through the pass band for some ray in the cone.
+
+        The cone's rim ray (sin θ = NA in air) moves the lower edge to lo·sqrt(1 − NA²/n_eff²); the
+        upper edge's blue shift narrows the band instead. Wavelength bins span this range.
+        """
+        f = self.emission_filter
+        return f.lo_nm * math.sqrt(1.0 - (min(self.numerical_aperture, 1.0) / f.effective_index) ** 2), f.hi_nm
+
+    @property
     def pixel_size_mm(self) -> tuple[float, float]:
         return tuple(f / n for f, n in zip(self.field_of_view_mm, self.pixels))
 
@@ -256,8 +312,14 @@ class Camera:
                        self.acceptance_half_angle_deg(medium.n_ambient))
 
     def detection_efficiency(self, wavelengths_nm) -> np.ndarray:
-        """Filter transmission × sensor QE: detected electrons per photon reaching the sensor."""
-        return self.emission_filter.transmission(wavelengths_nm) * self.sensor.quantum_efficiency(wavelengths_nm)
+        """Filter transmission × sensor QE: detected electrons per photon reaching the sensor.
+
+        The transmission is averaged over the collection cone, half-angle asin(NA) in air: the filter is
+        taken to sit in object space (in front of the lens), where the rays from one object point fill
+        the cone uniformly in sin²θ for a Lambertian exit (:meth:`EmissionFilter.transmission`).
+        """
+        t = self.emission_filter.transmission(wavelengths_nm, self.numerical_aperture)
+        return t * self.sensor.quantum_efficiency(wavelengths_nm)
 
     def bin_image(self, image) -> np.ndarray:
         """Sum binning × binning blocks of an (nx, ny) image (the kernel's image layout)."""

@@ -186,7 +186,7 @@ def image(scene, stage: ExcitationStage, camera: Camera, photons: int, backend=N
     """
     if not bin_width_nm > 0:
         raise ValueError(f"bin_width_nm: must be > 0 nm, got {bin_width_nm}")
-    lo, hi = camera.band
+    lo, hi = camera.detection_band  # the nominal band widened by the filter's blue shift at the cone's rim
     n_bins = max(1, int(math.ceil((hi - lo) / bin_width_nm)))
     edges = np.linspace(lo, hi, n_bins + 1)
     centres = 0.5 * (edges[:-1] + edges[1:])

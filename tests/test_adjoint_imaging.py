@@ -106,7 +106,9 @@ def test_adjoint_matches_forward_skin_tumour(fast_backend, depth, probe):
 
 def test_adjoint_autofluorescence_matches_forward(fast_backend):
     """NIR-I autofluorescence (its background) and leakage at one depth."""
-    check(compare(CONFIG, 3.0, PROBES["NIR-I"], 10_000, 5_000, 20_000, fast_backend, what=("AF",)))
+    # the forward AF over the small target region is heavy-tailed: with 20 000 photons its error was
+    # 35 % (old filter and spectrum) and 53 % (cone-averaged filter, new AF spectrum) on seed 3; 40 000: 29 %
+    check(compare(CONFIG, 3.0, PROBES["NIR-I"], 10_000, 5_000, 40_000, fast_backend, what=("AF",)))
 
 
 @pytest.mark.slow

@@ -39,11 +39,11 @@ from .adjoint_imaging import _autofluorescence_groups, _band_bins
 from .camera import Camera
 from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
-from .metrics import TargetMetrics, target_metrics
-from .noise import electrons
+from .exposure import exposure_for, recorded
+from .metrics import TargetMetrics, auto_annulus, target_metrics
 from .optics import qd_preset
 from .pooled_fields import PooledField, RingGeometry, disk_average_matrix, interpolate
-from .scene import NotLaterallyInvariant, Scene
+from .scene import Fluorophore, NotLaterallyInvariant, Scene
 from .simulation import ExitMap, Simulation
 from .sources import CameraLaunch, PencilBeam
 
@@ -51,7 +51,7 @@ from .sources import CameraLaunch, PencilBeam
 BATCHES = 10
 #: Metrics that get a Monte Carlo error.
 METRIC_NAMES = ("sbr", "contrast", "cnr", "snr", "fwhm_mm", "signal_target_e", "background_target_e",
-                "signal_ring_e", "background_ring_e")
+                "signal_ring_e", "background_ring_e", "background_spread")
 
 
 @dataclass
@@ -71,8 +71,12 @@ class Emission:
 
 
 def _pool(rings: RingGeometry, names):
+    def pooled(name, array):
+        if name == "exit_map":
+            return rings.pool_map(array)
+        return rings.pool(array.sum(axis=0) if name == "species" else array)    # every species together
     def reduce(arrays: dict) -> dict:
-        return {k: (rings.pool_map(arrays[k]) if k == "exit_map" else rings.pool(arrays[k])) for k in names}
+        return {k: pooled(k, arrays[k]) for k in names}
     return reduce
 
 
@@ -89,10 +93,32 @@ def _more(sim: Simulation, photons: int, backend, progress):
     return more, more.run(backend, progress)
 
 
+@dataclass
+class ExcitationField:
+    """One excitation run, pooled: a pencil beam on the target's axis at one wavelength, through
+    the tissue with the probes' non-specific uptake (a QD at c/TBR everywhere) where they have one;
+    as fields of the disk beam (disk averages, by lateral invariance)."""
+
+    key: tuple                  # StudyConfig.excitation_key: (wavelength nm, uptake QD, its µM)
+    simulation: Simulation      # extended by more photons on demand
+    fluence: PooledField
+    absorbed: PooledField       # by the tissue (autofluorescence's source), not by the uptake
+    escape: PooledField         # excitation escaping into the camera's cone, per mm²
+
+    @property
+    def photons(self) -> int:
+        return int(self.fluence.photons.sum())
+
+    @property
+    def name(self) -> str:
+        wavelength, qd, uptake = self.key
+        return f"excitation {wavelength:g} nm" + (f", {qd} uptake {uptake:.3g} uM" if uptake else "")
+
+
 class StudyFields:
     """Everything a depth study needs from transport, for every depth at once: the excitation
-    run (a pencil beam on the target's axis; the disk beam's fields are its disk averages, by
-    lateral invariance) and one adjoint run per probe and emitter, all pooled in rings."""
+    runs (one per distinct probe wavelength and uptake) and one adjoint run per probe and emitter,
+    all pooled in rings about the target's axis."""
 
     def __init__(self, config, scene: Scene, backend=None, progress=None,
                  excitation_photons: int | None = None, adjoint_photons: int | None = None):
@@ -103,26 +129,26 @@ class StudyFields:
         self.axis = target_centre(scene)
         self.rings = rings = RingGeometry(free.labels.shape, free.voxel_size, self.axis)
         self.voxel = np.broadcast_to(np.asarray(free.voxel_size, dtype=np.float64), (3,))
-        excitation = config.excitation_for(self.axis)
-        camera = config.camera_for(config.probes[0], self.axis)
-        medium, _ = free.medium([excitation.wavelength_nm])
-        surface = ExitMap(free.labels.shape[:2], tuple(self.voxel[:2]), (0.0, 0.0),
-                          camera.acceptance_half_angle_deg(medium.n_ambient))
-        n_ex = int(excitation_photons or config.photons)
-        self._excitation = Simulation(medium, PencilBeam((self.axis[0], self.axis[1], 0.0)), photons=n_ex,
-                                      seed=config.seed, exit_map=surface, rng_stream=rng_stream_id("excitation"),
-                                      batch_photons=-(-n_ex // BATCHES),
-                                      keep_batches=("fluence", "absorbed", "exit_map"),
-                                      reduce_batch=_pool(rings, ("fluence", "absorbed", "exit_map")))
-        self._disk = disk_average_matrix(rings, excitation.source.radius)
+        self._disk = disk_average_matrix(rings, config.excitation.beam_radius_mm)
         self.seconds = {}
-        start = time.perf_counter()
-        self.fluence, self.absorbed, self.escape = self._excitation_fields(self._excitation.run(backend, progress))
-        self.seconds["excitation"] = time.perf_counter() - start
+        self.excitations = {}               # excitation key -> ExcitationField
+        n_ex = int(excitation_photons or config.photons)
+        for probe in config.probes:
+            key = config.excitation_key(probe)
+            if key not in self.excitations:
+                start = time.perf_counter()
+                field = self._excite(key, n_ex)
+                self.excitations[key] = field
+                self.seconds[field.name] = time.perf_counter() - start
         self.emissions = {}                 # probe name -> {emitter name: Emission}
         n_adj = int(adjoint_photons or config.adjoint_photons)
+        shared = {}                         # detection key -> the first probe's emissions
         for probe in config.probes:
-            self.emissions[probe.name] = {}
+            key = self.detection_key(probe)
+            if key in shared:               # e.g. a gated and an ungated probe: the same runs
+                self.emissions[probe.name] = shared[key]
+                continue
+            self.emissions[probe.name] = shared[key] = {}
             for name, pdf, layer_yield in self._emitters(probe):
                 start = time.perf_counter()
                 emission = self._adjoint(probe, name, pdf, layer_yield, n_adj)
@@ -130,14 +156,43 @@ class StudyFields:
                     self.emissions[probe.name][name] = emission
                 self.seconds[f"{probe.name}: {name}"] = time.perf_counter() - start
 
-    @property
-    def excitation_photons(self) -> int:
-        return int(self.fluence.photons.sum())
+    def detection_key(self, probe) -> tuple:
+        """What a probe's adjoint runs depend on: its QD's spectrum, window, sensor and uptake."""
+        return (probe.quantum_dot, probe.window_nm, probe.sensor, probe.background_concentration_uM)
+
+    def excitation_of(self, probe) -> ExcitationField:
+        return self.excitations[self.config.excitation_key(probe)]
+
+    def _uptake(self, qd: str, uptake_uM: float) -> list:
+        """The uptake as the medium's fluorophores: c/TBR in every tissue voxel (none: [])."""
+        if not uptake_uM:
+            return []
+        labels = self.free.labels
+        return [Fluorophore(qd_preset(qd), np.where(labels > 0, uptake_uM, 0.0))]
+
+    def _excite(self, key: tuple, photons: int) -> ExcitationField:
+        wavelength, qd, uptake = key
+        fluorophores = self._uptake(qd, uptake)
+        medium, _ = self.free.medium([wavelength], fluorophores=fluorophores)
+        camera = self.config.camera_for(self.config.probes[0], self.axis)
+        surface = ExitMap(self.free.labels.shape[:2], tuple(self.voxel[:2]), (0.0, 0.0),
+                          camera.acceptance_half_angle_deg(medium.n_ambient))
+        names = ("fluence", "absorbed", "exit_map") + (("species",) if fluorophores else ())
+        sim = Simulation(medium, PencilBeam((self.axis[0], self.axis[1], 0.0)), photons=photons,
+                         seed=self.config.seed, exit_map=surface, rng_stream=rng_stream_id("excitation"),
+                         batch_photons=-(-photons // BATCHES), keep_batches=names,
+                         reduce_batch=_pool(self.rings, names))
+        return ExcitationField(key, sim, *self._excitation_fields(sim.run(self.backend, self.progress)))
 
     def _excitation_fields(self, result):
         disk, area = self._disk, float(np.prod(self.voxel[:2]))
+
+        def tissue_absorbed(batch):        # the uptake's share is the QD's, not autofluorescence's
+            return batch["absorbed"] - batch["species"] if "species" in batch else batch["absorbed"]
+
         return (_batches(result, "fluence", lambda f: f @ disk.T),
-                _batches(result, "absorbed", lambda f: f @ disk.T),
+                PooledField(np.stack([tissue_absorbed(b) @ disk.T for b in result.batch_tallies]),
+                            np.asarray(result.batch_photons, dtype=np.float64)),
                 _batches(result, "exit_map", lambda f: f @ disk.T / area))
 
     def _emitters(self, probe):
@@ -161,7 +216,9 @@ class StudyFields:
         detected = weights * efficiency
         if not detected.sum() > 0:
             return None
-        medium, _ = self.free.medium(centres, fluorophores=[])
+        # the uptake absorbs emission too (the target's own QD: photonqd.target_correction)
+        medium, _ = self.free.medium(centres, fluorophores=self._uptake(probe.quantum_dot,
+                                                                        probe.background_concentration_uM))
         source = CameraLaunch((self.axis[0], self.axis[1], 0.0), na=camera.numerical_aperture,
                               bin_weights=detected)
         index = sum(len(e) for e in self.emissions.values())
@@ -177,18 +234,20 @@ class StudyFields:
         return Emission(name, density, layer_yield, sim, scale)
 
     # --- more photons ----------------------------------------------------------------------
-    def extend_excitation(self, photons: int) -> None:
+    def extend_excitation(self, key: tuple, photons: int) -> None:
+        field = self.excitations[key]
         start = time.perf_counter()
-        self._excitation, result = _more(self._excitation, photons, self.backend, self.progress)
+        field.simulation, result = _more(field.simulation, photons, self.backend, self.progress)
         fluence, absorbed, escape = self._excitation_fields(result)
-        self.fluence = self.fluence.extended(fluence)
-        self.absorbed = self.absorbed.extended(absorbed)
-        self.escape = self.escape.extended(escape)
-        self.seconds["excitation"] += time.perf_counter() - start
+        field.fluence = field.fluence.extended(fluence)
+        field.absorbed = field.absorbed.extended(absorbed)
+        field.escape = field.escape.extended(escape)
+        self.seconds[field.name] += time.perf_counter() - start
 
     def extend_adjoint(self, probe: str, emitter: str, photons: int) -> None:
         e = self.emissions[probe][emitter]
         start = time.perf_counter()
+        self.seconds.setdefault(f"{probe}: {emitter}", 0.0)
         e.simulation, result = _more(e.simulation, photons, self.backend, self.progress)
         e.density = e.density.extended(_batches(result, "fluence", lambda f: f * e.scale[:, None]))
         self.seconds[f"{probe}: {emitter}"] += time.perf_counter() - start
@@ -247,22 +306,28 @@ class DepthImages:
         emissions = fields.emissions[probe.name]
         self.qd = emissions.get(probe.quantum_dot)
         self.autofluorescence = [e for e in emissions.values() if e.layer_yield is not None]
-        self._af_weights = _autofluorescence_weights(fields.rings, self.gx, self.gy, self.area) \
-            if self.autofluorescence else None
+        self._diffuse_weights = None
 
     def surface_image(self, profile: np.ndarray) -> np.ndarray:
         """(nx, ny) integral over each pixel of a pooled surface density (1, rings) (per mm²)."""
         j, f = self.fields.rings.weights(np.hypot(self.gx, self.gy))
         return (interpolate(profile, np.zeros(j.shape, dtype=np.int64), j, f) * self.area).sum(axis=-1)
 
+    def diffuse_image(self, source: np.ndarray, density: np.ndarray) -> np.ndarray:
+        """(nx, ny) detected light per excitation photon of an emitter spread through the layers:
+        its pooled source (photons emitted per voxel, (nz, rings)) seen through its pooled
+        detection density (nz, rings)."""
+        if self._diffuse_weights is None:
+            self._diffuse_weights = _autofluorescence_weights(self.fields.rings, self.gx, self.gy, self.area)
+        return (self._diffuse_weights @ (source.T @ density).ravel()).reshape(self.gx.shape[:2])
+
     def autofluorescence_image(self, absorbed: np.ndarray, densities: list) -> np.ndarray:
         """(nx, ny) detected autofluorescence per excitation photon, from pooled absorption
         (nz, rings) and each emitter's pooled density (nz, rings)."""
-        total = np.zeros(self.gx.shape[0] * self.gx.shape[1])
+        total = np.zeros(self.gx.shape[:2])
         for emission, density in zip(self.autofluorescence, densities):
-            x = (absorbed * emission.layer_yield[:, None]).T @ density          # (rings, rings)
-            total += self._af_weights @ x.ravel()
-        return total.reshape(self.gx.shape[:2])
+            total += self.diffuse_image(absorbed * emission.layer_yield[:, None], density)
+        return total
 
     def target(self, voxels: np.ndarray) -> "TargetOperator":
         """The linear map from (source per target voxel, pooled density) to the image."""
@@ -339,34 +404,53 @@ class ProbeDepths:
     target's image per depth; each with its batch variants for errors."""
 
     def __init__(self, config, fields: StudyFields, probe, scene_voxel_size):
+        from .study.run import gate_factors
+
         axis = fields.rings.axis_mm
         self.config, self.fields, self.probe = config, fields, probe
-        self.camera = config.camera_for(probe, axis)
-        self.excitation = config.excitation_for(axis)
+        self.gate = gate_factors(config, probe, fields.free)
+        self.camera = self.gate.camera(config.camera_for(probe, axis))
+        self.excitation = config.excitation_for(axis, probe)
+        self.field = fields.excitation_of(probe)
         self.images = DepthImages(fields, probe, self.camera, scene_voxel_size)
         qd = qd_preset(probe.quantum_dot)
-        self.source_per_fluence = qd.quantum_yield * float(qd.mua_per_uM([self.excitation.wavelength_nm])[0]) * \
-            probe.concentration_uM * float(np.prod(self.images.voxel))
-        leak = float(self.camera.detection_efficiency([self.excitation.wavelength_nm])[0])
+        # QD photons emitted per voxel per unit fluence and µM: the uptake is in the excitation's
+        # medium; the target's excess over it is excited through the fluence (first order)
+        per_uM = qd.quantum_yield * float(qd.mua_per_uM([self.excitation.wavelength_nm])[0]) * \
+            float(np.prod(self.images.voxel))
+        # non-specific uptake: c / TBR in every voxel, so the target holds the excess over it
+        uptake = probe.background_concentration_uM
+        # each emitter's image times what the probe's time gate keeps of it (1 ungated)
+        self.source_per_fluence = per_uM * (probe.concentration_uM - uptake) * self.gate.qd
+        self.uptake_per_fluence = per_uM * uptake * self.gate.qd if self.images.qd is not None else 0.0
+        leak = float(self.camera.detection_efficiency([self.excitation.wavelength_nm])[0]) * self.gate.leakage
         af = self.images.autofluorescence
         af_mean = [e.density.mean for e in af]
-        absorbed, escape = fields.absorbed, fields.escape
+        absorbed, fluence, escape = self.field.absorbed, self.field.fluence, self.field.escape
+        qd_mean = self.images.qd.density.mean if self.images.qd is not None else None
         self.leak_mean = leak * self.images.surface_image(escape.mean)
-        self.background = self._background(absorbed.mean, af_mean, self.leak_mean)
-        # excitation batches move autofluorescence and leakage together
+        self.background = self._background(absorbed.mean, af_mean, self.leak_mean, fluence.mean, qd_mean)
+        # excitation batches move autofluorescence, uptake and leakage together
         self.background_ex = [self._background(absorbed.batches[k], af_mean,
-                                               leak * self.images.surface_image(escape.batches[k]))
+                                               leak * self.images.surface_image(escape.batches[k]),
+                                               fluence.batches[k], qd_mean)
                               for k in range(len(absorbed.photons))]
         self.background_af = [[self._background(absorbed.mean, [e.density.batches[j] if i == g else m
                                                                 for i, (e, m) in enumerate(zip(af, af_mean))],
-                                                self.leak_mean)
+                                                self.leak_mean, fluence.mean, qd_mean)
                                for j in range(len(emission.density.photons))]
                               for g, emission in enumerate(af)]
+        # the QD's adjoint batches move the target's image and the uptake's together
+        self.background_qd = [self._background(absorbed.mean, af_mean, self.leak_mean, fluence.mean, d)
+                              for d in self.images.qd.density.batches] if self.uptake_per_fluence else None
 
-    def _background(self, absorbed, densities, leakage) -> np.ndarray:
+    def _background(self, absorbed, densities, leakage, fluence, qd_density) -> np.ndarray:
+        """Autofluorescence + the QD's non-specific uptake + excitation leakage, per excitation photon."""
         image = leakage.copy()
         if self.images.autofluorescence:
-            image += self.images.autofluorescence_image(absorbed, densities)
+            image += self.images.autofluorescence_image(absorbed, densities) * self.gate.autofluorescence
+        if self.uptake_per_fluence:
+            image += self.images.diffuse_image(fluence * self.uptake_per_fluence, qd_density)
         return image
 
     def target_source(self, voxels: np.ndarray, profile: np.ndarray | None = None) -> np.ndarray:
@@ -376,7 +460,7 @@ class ProbeDepths:
         vx = (voxels[:, 0] + 0.5) * self.images.voxel[0] - rings.axis_mm[0]
         vy = (voxels[:, 1] + 0.5) * self.images.voxel[1] - rings.axis_mm[1]
         j, f = rings.weights(np.hypot(vx, vy))
-        fluence = self.fields.fluence.mean if profile is None else profile
+        fluence = self.field.fluence.mean if profile is None else profile
         return self.source_per_fluence * interpolate(fluence, voxels[:, 2], j, f)
 
     def at(self, voxels: np.ndarray, op: "TargetOperator", depth_mm: float, seconds: float = 0.0,
@@ -386,7 +470,7 @@ class ProbeDepths:
         QD image is multiplied by its ratio."""
         from .study import ProbeImage
 
-        fluence = self.fields.fluence
+        fluence = self.field.fluence
         qd = self.images.qd
         q_mean = self.target_source(voxels)
         q_batches = np.stack([self.target_source(voxels, b) for b in fluence.batches])
@@ -402,31 +486,35 @@ class ProbeDepths:
         groups = {"excitation": ([_Variant(signal_ex[k + 1] * factor, self.background_ex[k])
                                   for k in range(len(fluence.photons))], fluence.photons)}
         if qd is not None:
-            groups[f"adjoint {qd.name}"] = ([_Variant(s * factor, self.background) for s in signal_adj],
+            backgrounds = self.background_qd or [self.background] * len(signal_adj)
+            groups[f"adjoint {qd.name}"] = ([_Variant(s * factor, b) for s, b in zip(signal_adj, backgrounds)],
                                             qd.density.photons)
         for e, variants in zip(self.images.autofluorescence, self.background_af):
             groups[f"adjoint {e.name}"] = ([_Variant(mean.signal, b) for b in variants], e.density.photons)
         if corrected:
             for run, (ratios, photons) in correction.variants(self.probe.name).items():
                 groups[run] = ([_Variant(signal_ex[0] * r, self.background) for r in ratios], photons)
-        metrics = self._metrics(mean)
-        errors, budget = _metric_errors({name: ([self._metrics(v) for v in variants], photons)
+        cam, rate = self.config.camera, self.excitation.photons_per_s
+        # the exposure and the background region: from the mean image, the same for every batch variant
+        camera = exposure_for(cam, mean.signal + mean.background, rate, self.camera)
+        signal_e, background_e, saturated = recorded(mean.signal, mean.background, rate, camera)
+        annulus = auto_annulus(signal_e, camera, self.fields.rings.axis_mm, cam.target_radius_mm) \
+            if cam.auto_annulus else cam.background_annulus_mm
+        metrics = self._metrics(mean, annulus, camera)
+        errors, budget = _metric_errors({name: ([self._metrics(v, annulus, camera) for v in variants], photons)
                                          for name, (variants, photons) in groups.items()},
                                         self.config.criterion)
-        signal_e = electrons(mean.signal, self.excitation.photons_per_s, self.camera)
-        background_e = electrons(mean.background, self.excitation.photons_per_s, self.camera)
         numerator = metrics.cnr
         rel = errors["cnr"] / abs(numerator) if numerator and math.isfinite(numerator) else float("nan")
         return ProbeImage(depth_mm, self.probe.name, signal_e, background_e, mean.signal, mean.background,
                           metrics, rel, seconds, int(qd.photons if qd else 0), errors=errors,
-                          error_budget=budget)
+                          error_budget=budget, background_annulus_mm=tuple(annulus),
+                          exposure_s=camera.exposure_s, saturated_pixels=saturated)
 
-    def _metrics(self, v: _Variant) -> TargetMetrics:
-        rate = self.excitation.photons_per_s
-        cam = self.config.camera
-        return target_metrics(electrons(np.clip(v.signal, 0, None), rate, self.camera),
-                              electrons(np.clip(v.background, 0, None), rate, self.camera), self.camera,
-                              self.fields.rings.axis_mm, cam.target_radius_mm, cam.background_annulus_mm)
+    def _metrics(self, v: _Variant, annulus, camera: Camera) -> TargetMetrics:
+        signal_e, background_e, _ = recorded(v.signal, v.background, self.excitation.photons_per_s, camera)
+        return target_metrics(signal_e, background_e, camera, self.fields.rings.axis_mm,
+                              self.config.camera.target_radius_mm, annulus, self.config.background.clutter)
 
 
 def _metric_errors(groups: dict, criterion: str) -> tuple[dict, dict]:
@@ -451,11 +539,13 @@ def _metric_errors(groups: dict, criterion: str) -> tuple[dict, dict]:
 
 
 def run_adjoint_study(config, backend=None, done=None, on_depth=None, progress=None,
-                      fields: StudyFields | None = None):
+                      fields: StudyFields | None = None, corrections: dict | None = None):
     """Every depth of ``config`` from one set of field runs (see the module docstring), with
     photons added to the runs that limit a probe's depth limit until it is resolved to
-    config.depth_resolution_mm (at Z standard errors) or the runs reach config.max_adjoint_photons.
-    ``on_depth(result)`` is called after each depth of the final pass, as in run_study."""
+    config.depth_resolution_mm (at config.z standard errors) or the runs reach config.max_adjoint_photons.
+    ``on_depth(result)`` is called after each depth of the final pass, as in run_study.
+    ``fields``: field runs to reuse; ``corrections``: target corrections per depth to reuse (another
+    study's ``result.corrections``, photonqd.sensitivity), run only where missing."""
     from .study import ConfigError, StudyResult
 
     result = done if done is not None else StudyResult(config)
@@ -471,21 +561,27 @@ def run_adjoint_study(config, backend=None, done=None, on_depth=None, progress=N
     targets = _targets(config, first, fields)
     contrasted = contrasted_depths(config, fields, targets)
     corrected = {"all": list(targets), "contrasted": contrasted, "none": []}[config.correction]
-    corrections = {}
+    corrections = dict(corrections or {})
     for _ in range(MAX_ROUNDS):
         images = _all_depths(config, fields, targets, corrected, corrections)
         trial = StudyResult(config, images)
         plan = _refinement(trial, fields, config)
         if not plan:
             break
+        extended = set()                      # probes may share runs: extend each once
         for (probe, emitter), photons in plan.items():
-            if emitter is None:
-                fields.extend_excitation(photons)
+            run = fields.excitations[emitter] if probe is None else fields.emissions[probe][emitter]
+            if id(run) in extended:
+                continue
+            extended.add(id(run))
+            if probe is None:                 # emitter: the excitation's key
+                fields.extend_excitation(emitter, photons)
             else:
                 fields.extend_adjoint(probe, emitter, photons)
     else:
         images = _all_depths(config, fields, targets, corrected, corrections)
     result.images = []
+    result.fields, result.corrections = fields, corrections
     _record_fields(result.provenance, fields, StudyResult(config, images), config, contrasted, corrected)
     for depth in config.depths_mm:
         result.images.extend(i for i in images if i.depth_mm == depth)
@@ -535,7 +631,7 @@ def _all_depths(config, fields: StudyFields, targets: dict, corrected, correctio
 
 
 def _refinement(result, fields: StudyFields, config) -> dict:
-    """{(probe, emitter or None for the excitation): more photons} for the runs that dominate the
+    """{(probe, emitter), or (None, excitation key): more photons} for the runs that dominate the
     error of a depth limit wider than config.depth_resolution_mm; {} when none is."""
     plan = {}
     for probe in config.probes:
@@ -560,7 +656,8 @@ def _refinement(result, fields: StudyFields, config) -> dict:
             if run.startswith("target "):
                 continue              # the correction runs of one depth: see _correction_note
             if run == "excitation":
-                key, now = (None, None), fields.excitation_photons
+                field = fields.excitation_of(probe)
+                key, now = (None, field.key), field.photons
             else:
                 emitter = run.removeprefix("adjoint ")
                 key, now = (probe.name, emitter), fields.emissions[probe.name][emitter].photons
@@ -577,8 +674,12 @@ CONTRAST = 0.05
 
 def contrasted_depths(config, fields: StudyFields, targets: dict) -> list:
     """Depths at which the target's mu_s' or n differs from a layer it replaces by more than
-    CONTRAST, at the excitation or a probe band's centre: there the Born fields are approximate."""
-    wavelengths = [config.excitation.wavelength_nm] + [0.5 * sum(p.window_nm) for p in config.probes]
+    CONTRAST, at the excitation or a probe band's centre, or at which a probe's QD shadows itself
+    (photonqd.study.run.shadowed): there the Born fields, excited to first order, are approximate."""
+    from .study.run import shadowed
+
+    wavelengths = sorted({config.excitation_key(p)[0] for p in config.probes}) + \
+        [0.5 * sum(p.window_nm) for p in config.probes]
     first, _ = next(iter(targets.values()))
     scene = first()
     target_labels = np.unique(scene.labels[scene.target])
@@ -591,7 +692,7 @@ def contrasted_depths(config, fields: StudyFields, targets: dict) -> list:
         hosts = np.unique(host[voxels[:, 2]])
         worst = max(max(abs(reduced[:, t] - reduced[:, h]).max() / max(reduced[:, h].min(), 1e-12),
                         abs(n[:, t] - n[:, h]).max() / n[:, h].min()) for t in target_labels for h in hosts)
-        if worst > CONTRAST:
+        if worst > CONTRAST or any(shadowed(config, scene, p, len(voxels)) for p in config.probes):
             out.append(depth)
     return out
 
@@ -609,7 +710,7 @@ def _target_optics(config, corrected) -> str:
 
 def _record_fields(provenance: dict, fields: StudyFields, result, config, contrasted=(), corrected=()) -> None:
     provenance.setdefault("adjoint", {}).update(
-        {"excitation_photons": fields.excitation_photons,
+        {"excitation_photons": {f.name: f.photons for f in fields.excitations.values()},
          "adjoint_photons": {f"{p}: {e}": em.photons for p, ems in fields.emissions.items()
                              for e, em in ems.items()},
          "transport_seconds": {k: round(v, 3) for k, v in fields.seconds.items()},
@@ -621,7 +722,8 @@ def _record_fields(provenance: dict, fields: StudyFields, result, config, contra
     born = sorted(set(contrasted) - set(corrected))
     if born:
         new.append(f"Born: at depths {min(born):g}-{max(born):g} mm the target's reduced scattering or "
-                   f"index differs from its host layer's by more than {CONTRAST:.0%}; its QD signal there is "
+                   f"index differs from its host layer's by more than {CONTRAST:.0%}, or its QD shadows itself "
+                   "(photonqd.study.run.SHADOWING_LIMIT); its QD signal there is "
                    "approximate (docs/adjoint.md: measured up to 1.6x); set study.correction = \"contrasted\" or "
                    "check with photonqd study --verify")
     shape, voxel = fields.free.labels.shape, fields.voxel

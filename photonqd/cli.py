@@ -76,9 +76,20 @@ def _study(args, single_depth: bool = False) -> int:
         print("adjoint against the forward path (z = difference / combined standard error):")
         print(format_comparisons(rows))
         out.save_verification(rows)
+    variants = None
+    if getattr(args, "sensitivity", False):
+        from .io import save_sensitivity
+        from .sensitivity import as_records, format_sensitivity, run_sensitivity
+
+        variants = run_sensitivity(result, backend)
+        print(format_sensitivity(result, variants))
+        save_sensitivity(out.path, as_records(variants))
     if args.plots:
-        from .plots import write_plots
-        for path in write_plots(result, args.plots):
+        from .plots import plot_sensitivity, write_plots
+        paths = write_plots(result, args.plots)
+        if variants:
+            paths.append(plot_sensitivity(result, variants, Path(args.plots) / "sensitivity.png"))
+        for path in paths:
             print(f"plot: {path}")
     return 0
 
@@ -146,16 +157,19 @@ def _show(args) -> int:
     print(f"{args.results}: photonqd {info['photonqd_version']} commit {info['git_commit'][:10] or '?'}, "
           f"backend {info['backend']} ({info['device']}), seed {info['seed']}, created {info['created']}")
     print(format_table(result))
+    from .io import load_sensitivity
+    records = load_sensitivity(args.results)
+    if records:
+        from .sensitivity import format_sensitivity, from_records
+        print(format_sensitivity(result, from_records(records)))
     return 0
 
 
 def format_table(result) -> str:
     """Per probe: the depth limit with its interval, then the metrics at every depth with their
     Monte Carlo errors and the decision."""
-    from .decision import Z
-
     cfg = result.config
-    k = cfg.threshold
+    k, Z = cfg.threshold, cfg.z
     lines = [f"method: {cfg.method}; criterion: {cfg.criterion} >= {k:g}, decided at {Z:g} standard errors "
              f"(yes: value - {Z:g} err >= {k:g}; no: value + {Z:g} err < {k:g}; otherwise undecided)",
              f"{'probe':10s}  depth limit (mm) [{Z:g}-sigma interval]"]
@@ -208,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--verify", metavar="DEPTHS", type=_depths,
                            help="after the study, run the forward path at these depths (mm, comma-separated) "
                                 "and print adjoint/forward agreement as z-scores")
+            p.add_argument("--sensitivity", action="store_true",
+                           help="after the study, rerun it with clutter, autofluorescence yield, NA, tumour-to-"
+                                "background ratio and QD concentration each at the ends of its range, and print "
+                                "how each probe's depth limit moves (docs/detection.md)")
             p.add_argument("--verify-photons", type=int, metavar="N",
                            help="excitation and emission photons of each --verify run (default: the "
                                 "study's photons and emission_photons)")

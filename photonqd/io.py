@@ -6,17 +6,20 @@ Layout (docs/results.md describes every field):
                                  git_commit, backend, device, created (UTC ISO 8601), seed,
                                  photons, emission_photons, max_emission_photons, criterion,
                                  threshold, method ("adjoint" or "forward"), adjoint_photons,
-                                 max_adjoint_photons, correction, correction_photons
+                                 max_adjoint_photons, correction, correction_photons, z (the
+                                 decision's margin in standard errors), clutter
   /config                 attrs: toml (the configuration text, verbatim), effective_toml (the
                           configuration as it ran: overrides applied, defaults written out)
   /provenance             attrs: json (optics sources, extrapolated quantities, typical values, notes;
                           for the adjoint method the photons and seconds of every field run)
   /summary/<probe>        attrs: depth_limit_mm, depth_limit_low_mm, depth_limit_high_mm (the
-                          interval at photonqd.decision.Z standard errors), depth_limit_status
+                          interval at z standard errors), depth_limit_status
                           (crossing / beyond / shallower / unresolved), max_depth_mm (the limit's
                           estimate; NaN when unresolved)
   /images/<k>             one per depth and probe, attrs: complete (False while being written),
-                          depth_mm, probe, seconds, signal_rel_error, emission_photons (forward:
+                          depth_mm, probe, seconds, signal_rel_error, background_annulus_mm (the
+                          background region's inner and outer radius, mm), exposure_s,
+                          saturated_pixels, emission_photons (forward:
                           emission photons; adjoint: the QD's adjoint photons), and every metric
                           of photonqd.metrics with its unit as attribute "<metric>_unit" and its
                           Monte Carlo standard error as "<metric>_error" (adjoint), plus
@@ -26,8 +29,12 @@ Layout (docs/results.md describes every field):
                           photon per unbinned pixel), each with a "unit" attribute.
   /verify                 attrs: json (``study --verify``: adjoint and forward region means with
                           errors and z per probe, depth and quantity)
+  /sensitivity            attrs: json (``study --sensitivity``: per factor and end of its range,
+                          each probe's depth limit; photonqd.sensitivity)
 
-Version 1 files (before the adjoint method; forward studies) are read as well.
+Version 1 files (before the adjoint method; forward studies) and version 2 files (before clutter
+and non-specific uptake: read with clutter 0 and no uptake outside the target, as they ran) are
+read as well.
 
 The first depth creates the file atomically (a temporary name in the same folder, renamed over the
 target); each later depth is appended: its image groups are written with complete = False, flushed,
@@ -38,8 +45,10 @@ was being written when the run stopped. Ctrl-C is held back while a depth is wri
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
+import math
 import os
 import signal
 import subprocess
@@ -49,15 +58,18 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from . import __version__
 from .metrics import UNITS, TargetMetrics
 from .study import ConfigError, ProbeImage, StudyResult, parse_config
+from .study.config import BackgroundSettings
 
 FILETYPE = "photonqd-study"
-VERSION = 2
-#: Versions this photonqd reads (1: before the adjoint method; its studies were forward).
-READABLE = (1, 2)
+VERSION = 3
+#: Versions this photonqd reads (1: before the adjoint method, its studies forward; 2: before
+#: clutter and non-specific uptake).
+READABLE = (1, 2, 3)
 #: Temporary files of an interrupted first save older than this (s) are removed.
 STALE_TMP_SECONDS = 60.0
 IMAGE_UNITS = {"signal_e": "electrons per binned pixel", "background_e": "electrons per binned pixel",
@@ -162,6 +174,22 @@ def save_verification(path, rows) -> None:
         f.flush()
 
 
+def save_sensitivity(path, records: list[dict]) -> None:
+    """Store --sensitivity's variants (photonqd.sensitivity.Variant.as_dict) in /sensitivity."""
+    with _interrupt_deferred(), h5py.File(path, "r+") as f:
+        g = f.require_group("sensitivity")
+        g.attrs["json"] = json.dumps(records, sort_keys=True)
+        g.attrs["about"] = ("each probe's depth limit (mm, photonqd.decision.DepthLimit) with one factor at the low "
+                            "or high end of its range, all else as studied (photonqd.sensitivity.FACTORS)")
+        f.flush()
+
+
+def load_sensitivity(path) -> list[dict]:
+    """The variants save_sensitivity stored ([] when the file holds none)."""
+    with h5py.File(path, "r") as f:
+        return json.loads(f["sensitivity"].attrs["json"]) if "sensitivity" in f else []
+
+
 def load_verification(path) -> list[dict]:
     """The comparisons save_verification stored ([] when the file holds none)."""
     with h5py.File(path, "r") as f:
@@ -214,7 +242,8 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
                    max_emission_photons=cfg.max_emission_photons,
                    criterion=cfg.criterion, threshold=cfg.threshold, method=cfg.method,
                    adjoint_photons=cfg.adjoint_photons, max_adjoint_photons=cfg.max_adjoint_photons,
-                   correction=cfg.correction, correction_photons=cfg.correction_photons)
+                   correction=cfg.correction, correction_photons=cfg.correction_photons, z=cfg.z,
+                   clutter=cfg.background.clutter)
     config = f.create_group("config")
     config.attrs["toml"] = cfg.text
     config.attrs["effective_toml"] = cfg.to_toml()
@@ -239,7 +268,9 @@ def _write_image(images: h5py.Group, key: str, img: ProbeImage) -> h5py.Group:
     g = images.create_group(key)
     g.attrs["complete"] = False
     g.attrs.update(depth_mm=img.depth_mm, probe=img.probe, seconds=img.seconds,
-                   signal_rel_error=img.signal_rel_error, emission_photons=img.emission_photons)
+                   signal_rel_error=img.signal_rel_error, emission_photons=img.emission_photons,
+                   background_annulus_mm=np.asarray(img.background_annulus_mm, dtype=np.float64),
+                   exposure_s=img.exposure_s, saturated_pixels=img.saturated_pixels)
     for name, value in img.metrics.as_dict().items():
         g.attrs[name] = value
         g.attrs[f"{name}_unit"] = UNITS[name]
@@ -305,6 +336,9 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
         config.seed, config.photons = _attr(f.attrs, "seed", int), _attr(f.attrs, "photons", int)
         config.emission_photons = _attr(f.attrs, "emission_photons", int)
         config.max_emission_photons = _attr(f.attrs, "max_emission_photons", int)
+    if version < 3:                                # before clutter and non-specific uptake existed
+        config.background = BackgroundSettings(clutter=0.0)
+        config.probes = [dataclasses.replace(p, target_to_background=math.inf) for p in config.probes]
     result = StudyResult(config, provenance=json.loads(_attr(f["provenance"].attrs, "json", str, "/provenance.")))
     for key in sorted(f["images"], key=int):
         g = f["images"][key]
@@ -321,5 +355,8 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
             metrics=metrics, signal_rel_error=_attr(g.attrs, "signal_rel_error", float, where),
             seconds=_attr(g.attrs, "seconds", float, where),
             emission_photons=_attr(g.attrs, "emission_photons", int, where), errors=errors, error_budget=budget,
+            background_annulus_mm=tuple(float(v) for v in g.attrs.get("background_annulus_mm", (math.nan, math.nan))),
+            exposure_s=float(g.attrs.get("exposure_s", math.nan)),
+            saturated_pixels=int(g.attrs.get("saturated_pixels", 0)),
             **{name: g[name][()] for name in IMAGE_UNITS}))
     return result, info

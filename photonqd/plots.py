@@ -80,6 +80,43 @@ def plot_montage(result, depth_mm: float, path) -> Path:
     return path
 
 
+def plot_sensitivity(result, variants, path) -> Path:
+    """Tornado plot: per probe, each factor's bar spans the depth limits at the low and high end of
+    its range (labelled), the study's limit as a vertical line; factors ordered by their swing.
+    Limits that are bounds (beyond the studied range) are drawn hatched."""
+    plt = _pyplot()
+    probes = [p.name for p in result.config.probes]
+    factors = list(dict.fromkeys(v.factor for v in variants))
+    fig, axes = plt.subplots(1, len(probes), figsize=(4.6 * len(probes), 0.6 * len(factors) + 1.6),
+                             squeeze=False, sharey=True)
+    for ax, probe in zip(axes[0], probes):
+        base = result.depth_limit(probe).estimate
+        rows = []
+        for name in factors:
+            ends = [v for v in variants if v.factor == name]
+            depths = [v.limits[probe].estimate for v in ends]
+            rows.append((name, ends, depths, np.nanmax(depths) - np.nanmin(depths) if np.any(np.isfinite(depths)) else 0))
+        rows.sort(key=lambda r: r[3])
+        for y, (name, ends, depths, _) in enumerate(rows):
+            for v, d in zip(ends, depths):
+                if not np.isfinite(d) or not np.isfinite(base):
+                    continue
+                bound = v.limits[probe].status != "crossing"
+                ax.barh(y, d - base, left=base, color="tab:blue" if d >= base else "tab:red", alpha=0.7,
+                        hatch="//" if bound else None, edgecolor="k", lw=0.5)
+                ax.text(d, y, f" {v.value:.3g}", va="center", ha="left" if d >= base else "right", fontsize=8)
+        ax.axvline(base, color="k", lw=1)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r[0] for r in rows])
+        ax.set_xlabel("depth limit (mm)")
+        ax.set_title(f"{probe}: {result.depth_limit(probe).describe()} mm as studied", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
 def write_plots(result, folder) -> list[Path]:
     """All figures of a study into ``folder``: metrics.png and montage_<depth>mm.png (at most
     MONTAGES depths, evenly spread)."""

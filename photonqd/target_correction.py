@@ -7,10 +7,11 @@ R's detection field (docs/adjoint.md, "Signals from fields"):
     S_R  proportional to  sum_{v in T} Phi_ex(v) D_R(v)        (the QD fills T uniformly)
 
 At each depth both fields are run twice, in the phantom with its target and without it, with the
-same seed, stream and photon indices: the excitation disk beam once, and per probe an adjoint
-launch from the camera pixel over the target's axis. With the target: its tissue, and in the
+same seed, stream and photon indices: the excitation disk beam once per excitation wavelength of
+the probes, and per probe an adjoint launch from the camera pixel over the target's axis. With the target: its tissue, and in the
 adjoint runs its QD too (re-absorption of its own emission); the excitation is tissue only, the QD
-excited through the stored fluence as in the forward path. The ratio
+excited through the stored fluence as in the forward path, unless the QD shadows itself
+(photonqd.study.run.shadowed: then it is in the with-target excitation run, one pair per such probe). The ratio
 
     rho = sum_T Phi_ex,with D_with / sum_T Phi_ex,without D_without
 
@@ -26,8 +27,10 @@ nearly exact. The runs use the phantom cropped around the target (``CROP_MARGIN_
 beam sideways, below the target's bottom): photons that leave the crop and would
 come back change both runs alike, so the crop enters the ratio only at second order.
 Errors: batch pseudo-values of each ratio (linearised), one group per independent pair.
-Autofluorescence and leakage are not corrected (the target's own autofluorescence and its shadow
-on the tissue's are left out; ``study --verify`` measures them).
+Autofluorescence, leakage and the QD's uptake outside the target are not corrected (the target's
+own autofluorescence and its shadow on the tissue's are left out; ``study --verify`` measures them),
+and the pairs run without the uptake: it changes both runs of a pair alike, so the ratio only at
+second order.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .camera import Camera
 from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
 from .optics import qd_preset
+from .study.run import shadowed, target_fluorophore
 from .scene import Scene
 from .simulation import Simulation
 from .sources import DiskSource
@@ -99,15 +103,16 @@ class Pair:
 
 @dataclasses.dataclass
 class Correction:
-    """One depth's correction: the excitation pair, and per probe the adjoint pair."""
+    """One depth's correction: per probe the excitation pair (of its excitation wavelength,
+    shared by the probes that share it) and the adjoint pair."""
 
-    excitation: Pair
+    excitation: dict              # probe -> Pair
     detection: dict               # probe -> Pair
     photons: int
 
     def ratio(self, probe: str, ex_batch: int | None = None, adj_batch: int | None = None) -> float:
         """rho: with each field's mean, or one batch of one of them in its place."""
-        ex, adj = self.excitation, self.detection[probe]
+        ex, adj = self.excitation[probe], self.detection[probe]
         parts = []
         for which in ("with_target", "without"):
             phi = ex.mean(which) if ex_batch is None else getattr(ex, which)[ex_batch]
@@ -119,8 +124,8 @@ class Correction:
         """Linearised pseudo-values of rho per batch of ``run`` ("excitation" or "detection"), the
         other field at its mean: rho + (a_j - rho b_j) / mean(b), whose batch-means error is the
         ratio's share from that run."""
-        pair, fixed = (self.excitation, self.detection[probe]) if run == "excitation" else \
-            (self.detection[probe], self.excitation)
+        pair, fixed = (self.excitation[probe], self.detection[probe]) if run == "excitation" else \
+            (self.detection[probe], self.excitation[probe])
         rho = self.ratio(probe)
         a = pair.with_target @ fixed.mean("with_target")
         b = pair.without @ fixed.mean("without")
@@ -129,7 +134,7 @@ class Correction:
 
     def variants(self, probe: str) -> dict:
         """{run name: (rho per batch, photons per batch)} for the errors; the two pairs are independent."""
-        return {"target excitation": (self.ratio_batches(probe, "excitation"), self.excitation.photons),
+        return {"target excitation": (self.ratio_batches(probe, "excitation"), self.excitation[probe].photons),
                 "target detection": (self.ratio_batches(probe, "detection"), self.detection[probe].photons)}
 
 
@@ -137,8 +142,8 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
                    progress=None) -> Correction:
     """The correlated pairs at one depth (``scene``: the phantom with its target; ``axis``: the
     target's (x, y) in mm; ``cameras``: probe name -> Camera)."""
-    excitation = config.excitation_for(axis)
-    crop = crop_around(scene, axis, excitation.source.radius + CROP_MARGIN_MM)
+    radius = config.excitation.beam_radius_mm
+    crop = crop_around(scene, axis, radius + CROP_MARGIN_MM)
     with_target = _cropped(scene, crop)
     without = with_target.without_target()
     target = with_target.target
@@ -149,16 +154,28 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
         a, b = run(with_target, True), run(without, False)
         return Pair(np.asarray(a[0]), np.asarray(b[0]), np.asarray(a[1], dtype=np.float64))
 
-    source = DiskSource((local_axis[0], local_axis[1], 0.0), radius=excitation.source.radius)
+    source = DiskSource((local_axis[0], local_axis[1], 0.0), radius=radius)
 
-    def excite(s, _):
-        medium, _ = s.medium([excitation.wavelength_nm], fluorophores=[])
-        r = Simulation(medium, source, photons=photons, seed=config.seed, rng_stream=rng_stream_id("excitation"),
-                       batch_photons=batch, keep_batches=("fluence",),
-                       reduce_batch=lambda b: b["fluence"][target]).run(backend, progress)
-        return r.batch_tallies, r.batch_photons
+    def excite(wavelength, shadowing_probe=None):
+        def run(s, labelled):
+            # a target that shadows itself holds its QD during the excitation (photonqd.study.run.shadowed)
+            fluorophores = [target_fluorophore(s, shadowing_probe)] if labelled and shadowing_probe else []
+            medium, _ = s.medium([wavelength], fluorophores=fluorophores)
+            r = Simulation(medium, source, photons=photons, seed=config.seed, rng_stream=rng_stream_id("excitation"),
+                           batch_photons=batch, keep_batches=("fluence",),
+                           reduce_batch=lambda b: b["fluence"][target]).run(backend, progress)
+            return r.batch_tallies, r.batch_photons
+        return run
 
-    ex = pair(excite)
+    pairs = {}                    # excitation wavelength, or a self-shadowing probe's name -> Pair
+    ex = {}
+    for probe in config.probes:
+        wavelength = config.excitation_for(axis, probe).wavelength_nm
+        own = shadowed(config, scene, probe)
+        key = probe.name if own else wavelength
+        if key not in pairs:
+            pairs[key] = pair(excite(wavelength, probe if own else None))
+        ex[probe.name] = pairs[key]
     detection = {}
     for index, probe in enumerate(config.probes):
         camera = cameras[probe.name]

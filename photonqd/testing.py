@@ -50,8 +50,8 @@ class Budget:
 SMALL_CAMERA_AND_PROBES = """[camera]
 field_of_view_mm = 6
 pixels = 12
-numerical_aperture = 0.5
-exposure_s = 0.05
+numerical_aperture = 0.3
+exposure_s = "auto"
 target_radius_mm = 0.5
 background_annulus_mm = [1.5, 2.5]
 

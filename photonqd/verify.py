@@ -1,18 +1,21 @@
 """Adjoint study against the forward path (``photonqd study --verify DEPTHS``).
 
-At each chosen depth the forward path runs as photonqd.study.run_depth does (one excitation run
-with the target's tissue in place, then each probe's QD and autofluorescence emission runs), with
-batches kept, and the region means the metrics are built from -- QD signal and background
-(autofluorescence + leakage) over the target disk and the background annulus -- are compared
-with the adjoint study's as z = (adjoint - forward) / sqrt(s_adjoint^2 + s_forward^2).
+At each chosen depth the forward path runs as photonqd.study.run_depth does (an excitation run
+per distinct probe excitation, with the target's tissue in place and the QD's non-specific uptake,
+then each probe's QD, uptake and autofluorescence emission runs), with batches kept, and the
+region means the metrics are built from -- QD signal and background (autofluorescence + uptake +
+leakage) over the target disk and the background annulus -- are compared with the adjoint
+study's as z = (adjoint - forward) / sqrt(s_adjoint^2 + s_forward^2).
 
 Forward errors (batch means): the emission runs' own batches, plus the excitation run's share to
 first order (the relative batch error of the source it hands to the emission: the QD absorption
-summed over the target, the autofluorescence source summed over the volume, the leakage image).
+summed over the target, the autofluorescence and uptake sources summed over the volume, the
+leakage image).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -20,7 +23,8 @@ import numpy as np
 
 from .fluorescence import emitter_key
 from .metrics import regions
-from .optics import qd_preset
+from .exposure import recorded
+from .noise import electrons
 from .tallies import batch_mean_error
 
 QUANTITIES = (("signal_target_e", "S target"), ("signal_ring_e", "S ring"),
@@ -55,41 +59,49 @@ def _rel(values, photons) -> float:
 
 
 def forward_regions(config, depth_mm: float, backend=None, excitation_photons=None, emission_photons=None,
-                    progress=None) -> dict:
-    """{probe: {quantity: (value, standard error)}} from the forward path at one depth."""
+                    progress=None, annuli: dict | None = None, exposures: dict | None = None) -> dict:
+    """{probe: {quantity: (value, standard error)}} from the forward path at one depth, over the
+    background annulus ``annuli[probe]`` and with the exposure ``exposures[probe]`` (default: the
+    configured ones; "auto" needs them: the adjoint study's)."""
     from .study import target_centre
+    from .study.run import excitation_stages, gate_factors, label_probe, split_image, stage_key
 
     scene = config.scene(depth_mm)
     centre = target_centre(scene)
-    excitation = config.excitation_for(centre)
     cameras = {p.name: config.camera_for(p, centre) for p in config.probes}
     n_ex = int(excitation_photons or config.photons)
     n_em = int(emission_photons or config.emission_photons)
-    stage = scene.excite(excitation, cameras[config.probes[0].name], n_ex, backend, config.seed, progress,
-                         keep_batches=True)
-    ex_batches, ex_photons = stage.result.batch_tallies, stage.result.batch_photons
+    stages = excitation_stages(config, scene, centre, cameras, n_ex, backend, progress, keep_batches=True)
     target_mask = np.asarray(scene.target, bool)
-    # the excitation's share: relative batch errors of what it hands to the emission runs
-    qd_rel = _rel([b["fluence"][target_mask].sum() for b in ex_batches], ex_photons)
+    tissue = scene.labels > 0       # the non-specific uptake's source: the fluence in every tissue voxel
     yields = np.zeros(max(scene.tissues) + 1)
     for label in scene.tissues:
         af = scene.autofluorescence_of(label)
         yields[label] = 0.0 if af is None else af.yield_per_absorbed
     af_source = yields[scene.labels]
-    af_rel = _rel([(np.clip(b["absorbed"], 0, None) * af_source).sum() for b in ex_batches], ex_photons)
     cam = config.camera
     out = {}
     for probe in config.probes:
-        camera = cameras[probe.name]
-        labelled = scene.with_fluorophore(qd_preset(probe.quantum_dot),
-                                          np.where(scene.target, probe.concentration_uM, 0.0))
-        image = labelled.image(stage, camera, n_em, backend, config.seed, progress=progress, keep_batches=True)
-        masks = dict(zip(("target", "ring"), regions(camera, centre, cam.target_radius_mm,
-                                                     cam.background_annulus_mm)))
-        signal, background = image.signal_e, image.background_e
+        camera = dataclasses.replace(cameras[probe.name],
+                                     exposure_s=(exposures or {}).get(probe.name, cameras[probe.name].exposure_s))
+        stage, present, _, _ = stages[stage_key(config, scene, probe)]
+        ex_batches, ex_photons = stage.result.batch_tallies, stage.result.batch_photons
+        # the excitation's share: relative batch errors of what it hands to the emission runs
+        qd_rel = _rel([b["fluence"][target_mask].sum() for b in ex_batches], ex_photons)
+        af_rel = _rel([(np.clip(b["absorbed"], 0, None) * af_source).sum() for b in ex_batches], ex_photons)
+        tissue_rel = _rel([b["fluence"][tissue].sum() for b in ex_batches], ex_photons)
+        image = label_probe(scene, probe, present).image(stage, camera, n_em, backend, config.seed,
+                                                        progress=progress, keep_batches=True)
+        annulus = (annuli or {}).get(probe.name, cam.background_annulus_mm)
+        masks = dict(zip(("target", "ring"), regions(camera, centre, cam.target_radius_mm, annulus)))
         rate = stage.excitation.photons_per_s
-        leak = image.leakage_per_photon
-        qd_run = image.emission.get(emitter_key(0))
+        gate = gate_factors(config, probe, scene)
+        camera = gate.camera(camera)
+        # as the sensor records them (clipped at saturation), as the adjoint study's images are
+        signal, background, _ = recorded(*split_image(image, gate), rate, camera)
+        uptake = electrons(image.signal_per_photon[1:].sum(axis=0) * gate.qd, rate, camera)
+        leak = image.leakage_per_photon * gate.leakage
+        qd_run, uptake_run = image.emission.get(emitter_key(0)), image.emission.get(emitter_key(1))
         af_runs = [r for key, r in image.emission.items() if key.startswith("autofluorescence")]
         values = {}
         for region, mask in masks.items():
@@ -100,13 +112,15 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
             s = float(signal[mask].mean())
             s_err = s * math.hypot(region_rel(qd_run), qd_rel) if qd_run is not None else 0.0
             leak_e = float(np.mean((camera.bin_image(leak) * rate * camera.exposure_s)[mask]))
-            af_e = float(background[mask].mean()) - leak_e
+            uptake_e = float(uptake[mask].mean())
+            uptake_err = uptake_e * math.hypot(region_rel(uptake_run), tissue_rel) if uptake_run else 0.0
+            af_e = float(background[mask].mean()) - leak_e - uptake_e
             af_em = max((region_rel(r) for r in af_runs), default=0.0)
             leak_err = 0.0
             if leak_e > 0:
                 leak_rel = _rel([camera.bin_image(b["exit_map"])[mask].sum() for b in ex_batches], ex_photons)
                 leak_err = leak_e * leak_rel
-            b_err = math.sqrt((af_e * af_em) ** 2 + (af_e * af_rel) ** 2 + leak_err**2)
+            b_err = math.sqrt((af_e * af_em) ** 2 + (af_e * af_rel) ** 2 + leak_err**2 + uptake_err**2)
             prefix = "target" if region == "target" else "ring"
             values[f"signal_{prefix}_e"] = (s, s_err)
             values[f"background_{prefix}_e"] = (float(background[mask].mean()), b_err)
@@ -139,7 +153,11 @@ def verify(result, depths, backend=None, excitation_photons=None, emission_photo
         matches = [i for i in result.images if i.depth_mm == depth]
         if not matches:
             raise ValueError(f"--verify: the study has no images at {depth:g} mm (not run yet)")
-        forward = forward_regions(config, depth, backend, excitation_photons, emission_photons, progress)
+        # the adjoint study's own regions, so that both sides average the same pixels
+        annuli = {i.probe: i.background_annulus_mm for i in matches}
+        exposures = {i.probe: i.exposure_s for i in matches}
+        forward = forward_regions(config, depth, backend, excitation_photons, emission_photons, progress, annuli,
+                                  exposures)
         for img in matches:
             for name, _ in QUANTITIES:
                 value, error = forward[img.probe][name]

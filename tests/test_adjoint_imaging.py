@@ -23,10 +23,24 @@ from photonqd.study import default_config_text, parse_config, target_centre
 from photonqd.tallies import batch_mean_error
 from photonqd.testing import zscore
 
+#: The camera these forward/adjoint comparisons were sized for: a contact macro lens (NA 0.3, 0.4 mm
+#: pixels over 10 mm) collects 36x the whole-animal default's photons, and fixed regions.
+CAMERA = """[camera]
+field_of_view_mm = 10
+pixels = 25
+numerical_aperture = 0.3
+exposure_s = 0.05
+target_radius_mm = 0.5
+background_annulus_mm = [3.0, 4.5]
+"""
+
+
 def library_default() -> str:
-    """The default study's camera, beam and probes on the generator's own 20 x 20 x 15 mm phantom
-    (these tests run per-region adjoint launches, whose cost grows with the grid) at its old depths."""
+    """The default study's beam and probes on the generator's own 20 x 20 x 15 mm phantom (these
+    tests run per-region adjoint launches, whose cost grows with the grid) at its old depths, seen
+    through CAMERA."""
     text = re.sub(r"^size_mm = \[40, 40, 25\].*$\n", "", default_config_text(), flags=re.M)
+    text = re.sub(r"^\[camera\].*?(?=^\[background\])", CAMERA + "\n", text, flags=re.M | re.S)
     return re.sub(r"^depths_mm = .*$", "depths_mm = [0.5, 1, 2, 3, 4, 5, 6, 8, 10]", text, flags=re.M)
 
 
@@ -47,7 +61,7 @@ def compare(config, depth, probe, n_ex, n_adj, n_fwd, backend, what=("QD", "AF")
     them by emitted power, which leaves a faint QD next to NIR-I autofluorescence unresolved)."""
     scene = config.scene(depth).with_fluorophores()
     centre = target_centre(scene)
-    camera, excitation = config.camera_for(probe, centre), config.excitation_for(centre)
+    camera, excitation = config.camera_for(probe, centre), config.excitation_for(centre, probe)
     stage = scene.excite(excitation, camera, n_ex, backend, seed=1, keep_batches=True)
     target, ring = regions(camera, centre, config.camera.target_radius_mm,
                            config.camera.background_annulus_mm)

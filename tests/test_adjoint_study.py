@@ -177,16 +177,20 @@ def test_born_fields_are_flagged_where_the_target_differs_from_its_host(fast_bac
 def test_signals_are_linear_in_concentration_without_transport(fast_backend):
     """The pooled fields' signals are linear in the QD concentration: a new concentration costs no
     transport. (The target correction is not: its runs include the QD's re-absorption of its own
-    emission, which grows with the concentration, so it is left out here.)"""
+    emission, which grows with the concentration, so it is left out here; so is the uptake outside
+    the target, whose image joins the background: tests/test_backgrounds.py.)"""
     born = ("seed = 4", 'seed = 4\ncorrection = "none"')
-    cfg = small(replace=[born])
+    no_uptake = "\ntarget_to_background = inf"
+    fixed = ('exposure_s = "auto"', "exposure_s = 1e-5")          # "auto" would follow the brightness
+    cfg = small(replace=[born, fixed, ("concentration_uM = 0.1", "concentration_uM = 0.1" + no_uptake)])
     fields = StudyFields(cfg, cfg.scene(1.0), fast_backend)
     seconds = dict(fields.seconds)
     base = run_adjoint_study(cfg, fast_backend, fields=fields)
-    doubled_cfg = small(replace=[born, ("concentration_uM = 0.1", "concentration_uM = 0.2")])
+    doubled_cfg = small(replace=[born, fixed, ("concentration_uM = 0.1", "concentration_uM = 0.2" + no_uptake)])
     doubled = run_adjoint_study(doubled_cfg, fast_backend, fields=fields)
     assert fields.seconds == seconds                      # no transport ran
     for a, b in zip(base.images, doubled.images):
+        assert a.saturated_pixels == b.saturated_pixels == 0
         np.testing.assert_allclose(b.signal_e, 2 * a.signal_e, rtol=1e-12)
         np.testing.assert_array_equal(b.background_e, a.background_e)
         assert b.errors["signal_target_e"] == pytest.approx(2 * a.errors["signal_target_e"], rel=1e-9)
@@ -205,7 +209,8 @@ def test_correction_pairs_share_their_photons(fast_backend):
                                 autofluorescence={target_label: scene.autofluorescence_of(host)})
     cameras = {p.name: cfg.camera_for(p, (8.0, 8.0)) for p in cfg.probes}
     c = run_correction(cfg, scene, (8.0, 8.0), cameras, 3000, fast_backend)
-    np.testing.assert_array_equal(c.excitation.with_target, c.excitation.without)
+    assert c.excitation["NIR-I"] is c.excitation["NIR-II"]       # one wavelength: one pair
+    np.testing.assert_array_equal(c.excitation["NIR-I"].with_target, c.excitation["NIR-I"].without)
     for probe in cfg.probes:
         pair = c.detection[probe.name]
         np.testing.assert_array_equal(pair.with_target, pair.without)
@@ -229,7 +234,7 @@ def test_correction_includes_the_qds_reabsorption_of_their_emission(fast_backend
                                 autofluorescence={target_label: scene.autofluorescence_of(host)})
     cameras = {p.name: cfg.camera_for(p, (8.0, 8.0)) for p in cfg.probes}
     c = run_correction(cfg, scene, (8.0, 8.0), cameras, 3000, fast_backend)
-    np.testing.assert_array_equal(c.excitation.with_target, c.excitation.without)
+    np.testing.assert_array_equal(c.excitation["NIR-I"].with_target, c.excitation["NIR-I"].without)
     for probe in cfg.probes:
         pair = c.detection[probe.name]
         assert all(c.ratio(probe.name, adj_batch=j) < 1.0 for j in range(len(pair.photons)))
@@ -245,7 +250,7 @@ def test_correction_ratio_and_its_batch_values():
     photons = np.full(10, 100.0)
     ex = Pair(1.0 + 0.01 * rng.random((10, 4)), np.ones((10, 4)), photons)
     det = Pair(np.full((10, 4), 0.8) + 0.01 * rng.random((10, 4)), np.ones((10, 4)), photons)
-    c = Correction(ex, {"p": det}, 1000)
+    c = Correction({"p": ex}, {"p": det}, 1000)
     expected = float(ex.mean("with_target") @ det.mean("with_target") / 4.0)
     assert c.ratio("p") == pytest.approx(expected, rel=1e-12)
     for ratios, w in c.variants("p").values():

@@ -120,12 +120,18 @@ field_of_view_mm = 6
 pixels = 12
 target_radius_mm = 0.5
 background_annulus_mm = [1.5, 2.5]
+[background]
+clutter = 0.01
+autofluorescence_scale = 1.0
 [[probe]]
 name = "NIR-I"
 quantum_dot = "cdtese_zns_800"
 concentration_uM = 0.1
 window_nm = [820, 900]
 sensor = "silicon_ccd_bidd"
+target_to_background = 3.0
+excitation_nm = 760
+irradiance_mw_per_cm2 = 50
 """
 
 #: TOML literals: numbers (incl. nan/inf), strings, booleans, arrays, inline tables.
@@ -134,7 +140,8 @@ TOML_VALUE = st.sampled_from([
     '"abc"', '""', '"skin_tumour"', '"pbs_cds_1300"', "true", "false", "[]", "[1]", "[1, 2]", "[1, 2, 3]",
     "[0.25, 0.25]", '["skin_tumour"]', "[[1, 2], [3]]", '[["epidermis", 0.1]]', "{a = 1}", "{}",
     "[nan, 1]", '[1, "a"]', "2147483648", "9223372036854775807"])
-CONFIG_FIELDS = ("study", "phantom", "excitation", "camera", "probe", "config", "not valid TOML", "--photons")
+CONFIG_FIELDS = ("study", "phantom", "excitation", "camera", "background", "probe", "config", "not valid TOML",
+                 "--photons")
 
 
 @FUZZ

@@ -11,7 +11,7 @@ import pytest
 from photonqd.backends import get_backend
 from photonqd.cli import main
 from photonqd.io import load, save
-from photonqd.study import (CameraSettings, ConfigError, ExcitationSettings, Probe, default_config_text,
+from photonqd.study import (BackgroundSettings, CameraSettings, ConfigError, ExcitationSettings, Probe, default_config_text,
                             parse_config, run_study)
 from photonqd.testing import SMALL_CAMERA_AND_PROBES
 
@@ -50,7 +50,7 @@ def test_default_config_is_valid():
     (("photons = 600", "photons = -3"), "study.photons"),
     (("photons = 600", "photons = 6.5"), "study.photons"),
     (('phantom = "skin_tumour"', 'phantom = "teapot"'), "study.phantom"),
-    (("numerical_aperture = 0.5", "numerical_aperture = 3"), "camera.numerical_aperture"),
+    (("numerical_aperture = 0.3", "numerical_aperture = 3"), "camera.numerical_aperture"),
     (('quantum_dot = "pbs_cds_1300"', 'quantum_dot = "unobtainium"'), "probe[1].quantum_dot"),
     (("window_nm = [820, 900]", "window_nm = [780, 900]"), "probe[0].window_nm"),
     (("window_nm = [820, 900]", "window_nm = [900, 820]"), "probe[0].window_nm"),
@@ -59,6 +59,11 @@ def test_default_config_is_valid():
     (("[camera]", "[camera]\nzoom = 2"), "camera: unknown key"),
     (("seed = 5", 'seed = 5\ncorrection = "some"'), "study.correction"),
     (("seed = 5", "seed = 5\ncorrection_photons = 50"), "study.correction_photons"),
+    (("seed = 5", "seed = 5\nz = -1"), "study.z"),
+    (("[camera]", "[background]\nclutter = 0.6\n\n[camera]"), "background.clutter"),
+    (("[camera]", "[background]\nfog = 1\n\n[camera]"), "background: unknown key"),
+    (('sensor = "ingaas_standard"', 'sensor = "ingaas_standard"\ntarget_to_background = 0.5'),
+     "probe[1].target_to_background"),
 ])
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
@@ -408,13 +413,15 @@ PROBE = dict(name="NIR-I", quantum_dot="cdtese_zns_800", concentration_uM=0.1, w
     (CameraSettings, "numerical_aperture", 0), (CameraSettings, "numerical_aperture", 1.2),
     (CameraSettings, "exposure_s", 0), (CameraSettings, "exposure_s", 2e4),
     (CameraSettings, "blocking_od", -1), (CameraSettings, "blocking_od", 13),
-    (CameraSettings, "target_radius_mm", 0), (CameraSettings, "target_radius_mm", 3.5),   # > annulus' inner
+    (CameraSettings, "target_radius_mm", 0), (CameraSettings, "target_radius_mm", 9.0),   # > annulus' inner
     (CameraSettings, "background_annulus_mm", (0, 4)), (CameraSettings, "background_annulus_mm", (4.5, 3.0)),
-    (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", (3.0, 8.0)),
+    (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", (3.0, 15.0)),
     (Probe, "name", ""), (Probe, "name", "a/b"), (Probe, "name", 3),
     (Probe, "quantum_dot", "unobtainium"), (Probe, "concentration_uM", -1), (Probe, "concentration_uM", None),
     (Probe, "window_nm", (900, 820)), (Probe, "window_nm", (200, 300)), (Probe, "window_nm", 820),
-    (Probe, "sensor", "eye"),
+    (Probe, "sensor", "eye"), (Probe, "target_to_background", 0.99), (Probe, "target_to_background", "inf"),
+    (Probe, "target_to_background", float("nan")), (BackgroundSettings, "clutter", -0.01),
+    (BackgroundSettings, "clutter", 0.51),
 ])
 def test_settings_refuse_a_bad_field_by_name(settings, field, value):
     given = dict(PROBE) if settings is Probe else {}
@@ -443,5 +450,5 @@ def test_settings_defaults_are_the_studys_defaults():
     cfg = parse_config(text)
     assert cfg.excitation == ExcitationSettings()
     assert cfg.camera == CameraSettings(target_radius_mm=0.5)
-    bare = parse_config(re.sub(r"\n\[(excitation|camera)\]\n.*?(?=\n\[)", "\n", text, flags=re.S))
+    bare = parse_config(re.sub(r"\n\[(excitation|camera)\][^\n]*\n.*?(?=\n\[)", "\n", text, flags=re.S))
     assert bare.excitation == ExcitationSettings() and bare.camera == CameraSettings()

@@ -28,6 +28,7 @@ import numpy as np
 from ..camera import Camera, EmissionFilter, sensor_names, sensor_preset
 from ..fluorescence import MIN_BAND_FRACTION, Excitation
 from ..medium import MAX_VOXELS
+from ..metrics import AUTO_WIDTH_MM
 from ..optics import qd_preset, qd_preset_names
 from ..phantom import SCENES
 from ..sources import DiskSource
@@ -91,6 +92,11 @@ def _convert(settings, name: str, check, *args, **kwargs) -> None:
 
 
 # --- the settings of one table each -----------------------------------------------------------------
+#: Allowed excitation wavelengths (nm) and irradiances (mW/cm²), of the [excitation] table and of a probe.
+EXCITATION_NM = (300, 2000)
+IRRADIANCE_MW_PER_CM2 = (1e-6, 1e5)
+
+
 @dataclass(frozen=True)
 class ExcitationSettings:
     """The [excitation] table: a uniform disk beam centred over the target."""
@@ -100,8 +106,8 @@ class ExcitationSettings:
     beam_radius_mm: float = 5.0
 
     def __post_init__(self):
-        _convert(self, "wavelength_nm", _number, 300, 2000)
-        _convert(self, "irradiance_mw_per_cm2", _number, 1e-6, 1e5)
+        _convert(self, "wavelength_nm", _number, *EXCITATION_NM)
+        _convert(self, "irradiance_mw_per_cm2", _number, *IRRADIANCE_MW_PER_CM2)
         _convert(self, "beam_radius_mm", _number, 1e-3, 1e3)
 
 
@@ -110,21 +116,35 @@ class CameraSettings:
     """The [camera] table: the field of view every probe images, and the image regions the
     target metrics compare (a disk over the target, a background annulus about it)."""
 
-    field_of_view_mm: float = 10.0
-    pixels: int = 25
-    numerical_aperture: float = 0.3
-    exposure_s: float = 0.05
+    field_of_view_mm: float = 20.0
+    pixels: int = 50
+    numerical_aperture: float = 0.05     # a whole-animal imager's macro lens
+    exposure_s: float | str = "auto"     # or seconds; "auto" (photonqd.exposure): per image, up to max_exposure_s
+    max_exposure_s: float = 1.0
+    full_well_fraction: float = 0.8      # "auto": the brightest pixel's charge at most this of saturation
     blocking_od: float = 6.0
     target_radius_mm: float = 1.0
-    background_annulus_mm: tuple[float, float] = (3.0, 4.5)
+    background_annulus_mm: tuple[float, float] | str = "auto"   # or (inner, outer) mm (photonqd.metrics.auto_annulus)
 
     def __post_init__(self):
         _convert(self, "field_of_view_mm", _number, 1e-3, 1e3)
         _convert(self, "pixels", _number, 1, 4096, integer=True)
         _convert(self, "numerical_aperture", _number, 1e-4, 1.0)
-        _convert(self, "exposure_s", _number, 1e-6, 1e4)
+        if self.exposure_s != "auto":
+            try:
+                _convert(self, "exposure_s", _number, 1e-6, 1e4)
+            except (TypeError, ValueError):
+                raise ValueError(f"exposure_s: must be \"auto\" or a number in [1e-06, 10000.0] s, "
+                                 f"got {self.exposure_s!r}") from None
+        _convert(self, "max_exposure_s", _number, 1e-6, 1e4)
+        _convert(self, "full_well_fraction", _number, 1e-3, 1.0)
         _convert(self, "blocking_od", _number, 0, 12)
         _convert(self, "target_radius_mm", _number, 1e-3, 1e3)
+        if self.background_annulus_mm == "auto":
+            if self.target_radius_mm + AUTO_WIDTH_MM > self.field_of_view_mm / 2:
+                raise ValueError(f"target_radius_mm: with background_annulus_mm = \"auto\" at most half the field of "
+                                 f"view less {AUTO_WIDTH_MM:g} mm (the annulus' width), got {self.target_radius_mm!r}")
+            return
         _convert(self, "background_annulus_mm", _pair, 1e-3, 1e3)
         inner, outer = self.background_annulus_mm
         if outer > self.field_of_view_mm / 2 * math.sqrt(2):
@@ -132,16 +152,90 @@ class CameraSettings:
         if self.target_radius_mm > inner:
             raise ValueError("target_radius_mm: must not exceed the background annulus' inner radius")
 
+    @property
+    def auto_annulus(self) -> bool:
+        return self.background_annulus_mm == "auto"
+
+
+#: Typical tumour-to-background ratio of a nanoparticle probe (the default of
+#: probe.target_to_background): tumour vs non-tumour fluorescence of albumin nanoparticles
+#: accumulated by the EPR effect, about 3x at 6-12 h after injection (Nanotheranostics 1, 346-357
+#: (2017), doi:10.7150/ntno.19380, Fig. 5; targeted ones reached about 4x more by 96 h). Typical,
+#: not a property of any one probe: vary it (photonqd study --sensitivity).
+TYPICAL_TARGET_TO_BACKGROUND = 3.0
+#: Typical clutter (background.clutter): relative pixel-to-pixel fluctuation of the background
+#: beyond the camera's own noise (tissue heterogeneity, autofluorescence structure, residual
+#: fixed pattern after flat-field correction). Plausible 0.3-3 % (docs/limits.md); 1 % taken.
+TYPICAL_CLUTTER = 0.01
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """The [background] table: what limits a target's visibility beyond the camera's noise.
+
+    clutter: kappa, the background's relative fluctuation between pixels (fraction of the
+             background pixel's level); its variance (kappa x I_background)^2 adds to the CNR's
+             noise term (photonqd.metrics).
+    autofluorescence_scale: multiplies every tissue's autofluorescence yield (the defaults are
+             typical values, most of them upper bounds: docs/camera.md).
+    """
+
+    clutter: float = TYPICAL_CLUTTER
+    autofluorescence_scale: float = 1.0
+
+    def __post_init__(self):
+        _convert(self, "clutter", _number, 0.0, 0.5)
+        _convert(self, "autofluorescence_scale", _number, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The [gate] table: pulsed excitation at the probes' average irradiance and a detection gate
+    repeated every period, for the probes with ``gated = true`` (photonqd.gating). Times in s; the
+    gate opens delay_s after the pulse ends and stays open width_s."""
+
+    repetition_rate_hz: float = 1e5
+    pulse_width_s: float = 1e-8
+    delay_s: float = 1e-7
+    width_s: float = 9e-6
+    sensor: str = "gated"             # "gated": dark charge only while open; "integrating": always
+
+    def __post_init__(self):
+        _convert(self, "repetition_rate_hz", _number, 1e-3, 1e12)
+        for name in ("pulse_width_s", "width_s"):
+            _convert(self, name, _number, 1e-15, 1e3)
+        _convert(self, "delay_s", _number, -1e3, 1e3)
+        _convert(self, "sensor", _choice, ("gated", "integrating"))
+        self.gate()                    # the timing checks: a ValueError naming the field
+
+    def gate(self):
+        from ..gating import PulsedExcitation, TimeGate
+        return TimeGate(PulsedExcitation.from_rate(self.repetition_rate_hz, self.pulse_width_s), self.delay_s,
+                        self.width_s, self.sensor)
+
 
 @dataclass(frozen=True)
 class Probe:
-    """A [[probe]] table: a QD, its concentration in the target, a detection window and a sensor."""
+    """A [[probe]] table: a QD, its concentration in the target, a detection window and a sensor.
+
+    target_to_background: the QD concentration in the target over that in every other tissue voxel
+    (non-specific uptake; inf: none), >= 1.
+    excitation_nm, irradiance_mw_per_cm2: the probe's own excitation (None: the [excitation]
+    table's); the beam's shape and radius are the [excitation] table's. Probes that share an
+    excitation wavelength and uptake share its transport.
+    gated: detected through the [gate] table's time gate (photonqd.gating); a gated and an ungated
+    probe that are otherwise equal share every transport run.
+    """
 
     name: str
     quantum_dot: str
     concentration_uM: float
     window_nm: tuple[float, float]
     sensor: str
+    target_to_background: float = TYPICAL_TARGET_TO_BACKGROUND
+    excitation_nm: float | None = None
+    irradiance_mw_per_cm2: float | None = None
+    gated: bool = False
 
     def __post_init__(self):
         # the name labels the probe's groups in the results file: no '/'
@@ -151,6 +245,24 @@ class Probe:
         _convert(self, "concentration_uM", _number, 0, 1e4)
         _convert(self, "window_nm", _pair, 300, 2000)
         _convert(self, "sensor", _choice, sensor_names())
+        tbr = self.target_to_background
+        if not (isinstance(tbr, float) and tbr == math.inf):      # inf: no uptake outside the target
+            try:
+                _convert(self, "target_to_background", _number, 1.0, 1e12)
+            except (TypeError, ValueError):
+                raise ValueError(f"target_to_background: must be a number >= 1 or inf (no uptake outside "
+                                 f"the target), got {tbr!r}") from None
+        if self.excitation_nm is not None:
+            _convert(self, "excitation_nm", _number, *EXCITATION_NM)
+        if self.irradiance_mw_per_cm2 is not None:
+            _convert(self, "irradiance_mw_per_cm2", _number, *IRRADIANCE_MW_PER_CM2)
+        if not isinstance(self.gated, bool):
+            raise TypeError(f"gated: must be true or false, got {self.gated!r}")
+
+    @property
+    def background_concentration_uM(self) -> float:
+        """The QD concentration outside the target (non-specific uptake), µM."""
+        return self.concentration_uM / self.target_to_background
 
 
 # --- reading the TOML tables ------------------------------------------------------------------------
@@ -296,6 +408,8 @@ def _check_camera_fits(camera: CameraSettings, name: str, options: dict) -> None
         raise ConfigError(f"camera.field_of_view_mm: {fov:g} mm is wider than the phantom's "
                           f"{size[0]:g} x {size[1]:g} mm top face")
     # after the phantom's check, which names the likelier mistake when both fail
+    if camera.auto_annulus:
+        return
     n = camera.pixels
     centres = (np.arange(n) + 0.5) * fov / n - fov / 2
     r = np.hypot(centres[:, None], centres[None, :])
@@ -306,9 +420,10 @@ def _check_camera_fits(camera: CameraSettings, name: str, options: dict) -> None
 
 
 def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSettings) -> None:
-    """The window excludes the excitation and passes enough of the QD's emission."""
-    if probe.window_nm[0] <= excitation.wavelength_nm <= probe.window_nm[1]:
-        raise ConfigError(f"{key_path}.window_nm: the window contains the excitation wavelength")
+    """The window excludes the probe's excitation and passes enough of the QD's emission."""
+    wavelength = excitation.wavelength_nm if probe.excitation_nm is None else probe.excitation_nm
+    if probe.window_nm[0] <= wavelength <= probe.window_nm[1]:
+        raise ConfigError(f"{key_path}.window_nm: the window contains the excitation wavelength ({wavelength:g} nm)")
     passed = qd_preset(probe.quantum_dot).emission.band_fraction(*probe.window_nm)
     if not passed >= MIN_BAND_FRACTION:
         raise ConfigError(f"{key_path}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
@@ -322,6 +437,8 @@ def _check_optics_available(tissues: dict, excitation: ExcitationSettings, probe
     from ..optics import build_optics_table
 
     bands = [("excitation.wavelength_nm", [excitation.wavelength_nm])]
+    bands += [(f"probe[{i}].excitation_nm", [p.excitation_nm]) for i, p in enumerate(probes)
+              if p.excitation_nm is not None]
     for i, p in enumerate(probes):
         lo, hi = p.window_nm
         n = max(1, math.ceil((hi - lo) / 10.0))  # photonqd.fluorescence.image's default 10 nm bins
@@ -360,9 +477,22 @@ class StudyConfig:
     depth_resolution_mm: float = 0.25      # half-width (Z standard errors) a depth limit is resolved to
     correction: str = "contrasted"         # depths whose images include the target's optics (CORRECTIONS)
     correction_photons: int = 10_000       # each run of the target correction pairs per corrected depth
+    z: float = 2.0                          # standard errors a decision keeps from the threshold
+    background: BackgroundSettings = dataclasses.field(default_factory=BackgroundSettings)
+    gate: GateSettings | None = None        # the [gate] table, for probes with gated = true
 
     def scene(self, depth_mm: float):
-        return SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
+        scene = SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
+        scale = self.background.autofluorescence_scale
+        if scale == 1.0:
+            return scene
+        scaled = {}
+        for label in scene.tissues:
+            af = scene.autofluorescence_of(label)
+            scaled[label] = None if af is None else dataclasses.replace(
+                af, yield_per_absorbed=af.yield_per_absorbed * scale,
+                sources={**af.sources, "scale": f"yield x {scale:g} (background.autofluorescence_scale)"})
+        return dataclasses.replace(scene, autofluorescence=scaled)
 
     def to_toml(self) -> str:
         """The effective configuration (command-line overrides applied, defaults written out) as
@@ -373,27 +503,46 @@ class StudyConfig:
                  "depth_resolution_mm": self.depth_resolution_mm, "correction": self.correction,
                  "correction_photons": self.correction_photons,
                  "emission_photons": self.emission_photons, "max_emission_photons": self.max_emission_photons,
-                 "seed": self.seed, "criterion": self.criterion, "threshold": self.threshold}
+                 "seed": self.seed, "criterion": self.criterion, "threshold": self.threshold, "z": self.z}
         lines = ["# effective photonqd study configuration"]
-        for name, table in (("study", study), ("phantom", self.phantom_options),
-                            ("excitation", dataclasses.asdict(self.excitation)),
-                            ("camera", dataclasses.asdict(self.camera))):
+        tables = [("study", study), ("phantom", self.phantom_options),
+                  ("excitation", dataclasses.asdict(self.excitation)), ("camera", dataclasses.asdict(self.camera)),
+                  ("background", dataclasses.asdict(self.background))]
+        if self.gate is not None:
+            tables.append(("gate", dataclasses.asdict(self.gate)))
+        for name, table in tables:
             lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
         for p in self.probes:
-            lines += ["", "[[probe]]"] + [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(p).items()]
+            lines += ["", "[[probe]]"] + [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(p).items()
+                                          if v is not None]
         return "\n".join(lines) + "\n"
 
     def camera_for(self, probe: Probe, centre_mm) -> Camera:
+        """``probe``'s camera; with exposure "auto", at max_exposure_s until an image sets it
+        (photonqd.exposure.exposure_for)."""
         c = self.camera
         return Camera(field_of_view_mm=(c.field_of_view_mm,) * 2, pixels=(c.pixels,) * 2,
                       centre_mm=centre_mm, numerical_aperture=c.numerical_aperture,
                       emission_filter=EmissionFilter(*probe.window_nm, blocking_od=c.blocking_od),
-                      sensor=sensor_preset(probe.sensor), exposure_s=c.exposure_s)
+                      sensor=sensor_preset(probe.sensor),
+                      exposure_s=c.max_exposure_s if c.exposure_s == "auto" else c.exposure_s)
 
-    def excitation_for(self, centre_mm) -> Excitation:
+    def excitation_for(self, centre_mm, probe: Probe | None = None) -> Excitation:
+        """The excitation beam centred at ``centre_mm``: ``probe``'s own wavelength and irradiance
+        where it sets them, the [excitation] table's otherwise."""
         e = self.excitation
+        wavelength = e.wavelength_nm if probe is None or probe.excitation_nm is None else probe.excitation_nm
+        irradiance = e.irradiance_mw_per_cm2 if probe is None or probe.irradiance_mw_per_cm2 is None \
+            else probe.irradiance_mw_per_cm2
         return Excitation(DiskSource((centre_mm[0], centre_mm[1], 0.0), radius=e.beam_radius_mm),
-                          e.wavelength_nm, e.irradiance_mw_per_cm2)
+                          wavelength, irradiance)
+
+    def excitation_key(self, probe: Probe) -> tuple:
+        """What ``probe``'s excitation transport depends on: its wavelength and the QD that absorbs
+        everywhere (its non-specific uptake; "" and 0 without). Probes with equal keys share it."""
+        wavelength = self.excitation_for((0.0, 0.0), probe).wavelength_nm
+        uptake = probe.background_concentration_uM
+        return (wavelength, probe.quantum_dot, uptake) if uptake > 0 else (wavelength, "", 0.0)
 
 
 def _toml_value(value) -> str:
@@ -418,11 +567,11 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"not valid TOML: {err}") from err
-    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "probe"))
+    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "background", "gate", "probe"))
     study = _section(raw, "study")
     _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
                               "seed", "criterion", "threshold", "method", "adjoint_photons",
-                              "max_adjoint_photons", "depth_resolution_mm", "correction", "correction_photons"))
+                              "max_adjoint_photons", "depth_resolution_mm", "correction", "correction_photons", "z"))
     name = _read(study, "study", "phantom", _choice, SCENES, default="skin_tumour")
     method = _read(study, "study", "method", _choice, METHODS, default="adjoint")
     depths = _depth_list(study.get("depths_mm"))
@@ -460,6 +609,7 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
 
     excitation = _build("excitation", ExcitationSettings, _section(raw, "excitation"))
     camera = _build("camera", CameraSettings, _section(raw, "camera"))
+    background = _build("background", BackgroundSettings, _section(raw, "background"))
     _check_camera_fits(camera, name, options)
 
     entries = raw.get("probe", [])
@@ -475,12 +625,20 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         probes.append(probe)
     if len({p.name for p in probes}) != len(probes):
         raise ConfigError("probe: names must be unique")
+    gate = _build("gate", GateSettings, _section(raw, "gate")) if "gate" in raw else None
+    for i, probe in enumerate(probes):
+        if probe.gated and gate is None:
+            raise ConfigError(f"probe[{i}].gated: true needs a [gate] table (pulses and gate timing)")
+        if probe.gated and qd_preset(probe.quantum_dot).lifetime_ns is None:
+            raise ConfigError(f"probe[{i}].gated: {probe.quantum_dot} has no luminescence lifetime to gate")
     _check_optics_available(tissues, excitation, probes)
     return StudyConfig(phantom=name, phantom_options=options, depths_mm=depths, photons=n,
                        emission_photons=n_em, max_emission_photons=n_max,
                        seed=_read(study, "study", "seed", _number, 0, 2**63, default=1, integer=True),
                        criterion=_read(study, "study", "criterion", _choice, CRITERIA, default="cnr"),
                        threshold=_read(study, "study", "threshold", _number, -1e9, 1e9, default=3.0),
+                       z=_read(study, "study", "z", _number, 0.0, 10.0, default=2.0), background=background,
+                       gate=gate,
                        excitation=excitation, camera=camera, probes=probes, text=text, method=method,
                        adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
                        correction=correction, correction_photons=n_corr)

@@ -29,6 +29,9 @@ class ProbeImage:
     emission_photons: int              # emission (forward) or adjoint photons per emitter it took
     errors: dict = field(default_factory=dict)   # metric name -> Monte Carlo standard error
     error_budget: dict = field(default_factory=dict)   # run -> its share of the criterion's error
+    background_annulus_mm: tuple = (float("nan"), float("nan"))   # the background region the metrics used
+    exposure_s: float = float("nan")         # the exposure the image was taken with (photonqd.exposure)
+    saturated_pixels: int = 0                # binned pixels clipped at the sensor's saturation
 
 
 @dataclass
@@ -36,6 +39,10 @@ class StudyResult:
     config: StudyConfig
     images: list = field(default_factory=list)        # ProbeImage, in run order
     provenance: dict = field(default_factory=dict)
+    # the adjoint study's field runs and target corrections, kept in memory (not saved) for
+    # studies that reuse them (photonqd.sensitivity)
+    fields: object = field(default=None, repr=False, compare=False)
+    corrections: dict = field(default_factory=dict, repr=False, compare=False)
 
     def completed_depths(self) -> list:
         probes = {p.name for p in self.config.probes}
@@ -60,10 +67,10 @@ class StudyResult:
         """"yes", "no" or "undecided": the criterion against the threshold with its Monte Carlo
         error (photonqd.decision)."""
         return verdict(getattr(image.metrics, self.config.criterion), self.criterion_error(image),
-                       self.config.threshold)
+                       self.config.threshold, self.config.z)
 
     def detectable(self, image: ProbeImage) -> bool:
-        """Decided detectable: the criterion exceeds the threshold by Z standard errors."""
+        """Decided detectable: the criterion exceeds the threshold by config.z standard errors."""
         return self.verdict(image) == DETECTABLE
 
     def depth_limit(self, probe: str) -> DepthLimit:
@@ -71,7 +78,7 @@ class StudyResult:
         images = sorted((i for i in self.images if i.probe == probe), key=lambda i: i.depth_mm)
         return depth_limit([i.depth_mm for i in images],
                            [getattr(i.metrics, self.config.criterion) for i in images],
-                           [self.criterion_error(i) for i in images], self.config.threshold)
+                           [self.criterion_error(i) for i in images], self.config.threshold, self.config.z)
 
     def max_depth(self, probe: str) -> float:
         """The depth limit's estimate (mm): the interpolated crossing of the threshold, or the
@@ -82,17 +89,21 @@ class StudyResult:
 
 def estimate_photons(config: StudyConfig, n_depths: int) -> tuple[int, int]:
     """Photons ``n_depths`` depths launch: (every run at its first count, every run raised to its
-    cap). Forward: an excitation run per depth and each probe's emission ladder. Adjoint: the
-    excitation run, two adjoint runs per probe (QD, autofluorescence), and per depth (at most) the
-    target correction's pairs (excitation, and each probe's adjoint from two places)."""
+    cap). Forward: per depth the excitation runs (one per distinct probe excitation) and each
+    probe's emission ladder. Adjoint: the excitation runs, two adjoint runs per probe (QD,
+    autofluorescence), and per depth (at most) the target correction's pairs (excitation per
+    wavelength, and each probe's adjoint from the pixel over the target)."""
     probes = len(config.probes)
+    # one excitation run per distinct probe wavelength and uptake (StudyConfig.excitation_key)
+    excitations = len({config.excitation_key(p) for p in config.probes})
     if config.method == "adjoint":
         corrected = 0 if config.correction == "none" else n_depths
-        fixed = corrected * config.correction_photons * 2 * (1 + 2 * probes)
-        return (config.photons + 2 * probes * config.adjoint_photons + fixed,
-                (1 + 2 * probes) * config.max_adjoint_photons + fixed)
-    return (n_depths * (config.photons + probes * config.emission_photons),
-            n_depths * (config.photons + probes * _emission_ladder(config)))
+        wavelengths = len({config.excitation_key(p)[0] for p in config.probes})
+        fixed = corrected * config.correction_photons * 2 * (wavelengths + probes)   # pairs: with, without
+        return (excitations * config.photons + 2 * probes * config.adjoint_photons + fixed,
+                (excitations + 2 * probes) * config.max_adjoint_photons + fixed)
+    return (n_depths * (excitations * config.photons + probes * config.emission_photons),
+            n_depths * (excitations * config.photons + probes * _emission_ladder(config)))
 
 
 def _emission_ladder(config: StudyConfig) -> int:

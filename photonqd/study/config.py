@@ -103,7 +103,7 @@ class ExcitationSettings:
 
     wavelength_nm: float = 808.0
     irradiance_mw_per_cm2: float = 50.0
-    beam_radius_mm: float = 5.0
+    beam_radius_mm: float = 10.0
 
     def __post_init__(self):
         _convert(self, "wavelength_nm", _number, *EXCITATION_NM)

@@ -131,7 +131,10 @@ def test_adjoint_autofluorescence_matches_forward(fast_backend):
 def test_adjoint_matches_forward_skin_tumour_full(fast_backend, depth, probe):
     """Three depths x every probe x (QD, autofluorescence) x (target, ring): 36 comparisons, so the
     bound is the family's (|z| <= 3.45 at a 1 % family-wise false-alarm rate)."""
-    check(compare(CONFIG, depth, PROBES[probe], 50_000, 40_000, 400_000, fast_backend), max_rel=0.3,
+    # NIR-IIb's forward target signal at 5 mm is the most heavy-tailed (36 % error at 400 000 photons
+    # on seed 4); its photons are the cheapest (water absorbs them early): 1 000 000
+    n_fwd = 1_000_000 if probe == "NIR-IIb" else 400_000
+    check(compare(CONFIG, depth, PROBES[probe], 50_000, 40_000, n_fwd, fast_backend), max_rel=0.3,
           z_max=family_z(36))
 
 

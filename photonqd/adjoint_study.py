@@ -687,12 +687,15 @@ def contrasted_depths(config, fields: StudyFields, targets: dict) -> list:
     optics = medium.optics.astype(np.float64)                  # (bins, labels, [mua, mus, g, n])
     reduced, n = optics[:, :, 1] * (1 - optics[:, :, 2]), optics[:, :, 3]
     host = fields.free.labels[0, 0, :]
+    shadowing = {}                 # the target's size (voxels) -> does any probe's QD shadow itself
     out = []
     for depth, (_, voxels) in targets.items():
         hosts = np.unique(host[voxels[:, 2]])
         worst = max(max(abs(reduced[:, t] - reduced[:, h]).max() / max(reduced[:, h].min(), 1e-12),
                         abs(n[:, t] - n[:, h]).max() / n[:, h].min()) for t in target_labels for h in hosts)
-        if worst > CONTRAST or any(shadowed(config, scene, p, len(voxels)) for p in config.probes):
+        if len(voxels) not in shadowing:
+            shadowing[len(voxels)] = any(shadowed(config, scene, p, len(voxels)) for p in config.probes)
+        if worst > CONTRAST or shadowing[len(voxels)]:
             out.append(depth)
     return out
 

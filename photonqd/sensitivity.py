@@ -59,17 +59,14 @@ class Variant:
     value: float                     # the factor's value in this variant (absolute)
     limits: dict                     # probe name -> DepthLimit
 
-    def ratio(self, probe: str, reference: str) -> tuple[float, str]:
-        """``probe``'s depth limit over ``reference``'s, and how to read it: "=" (both crossings),
-        ">=" / "<=" (one of them a bound), "?" (undecided)."""
-        return limit_ratio(self.limits[probe], self.limits[reference])
-
     def as_dict(self) -> dict:
         return {"factor": self.factor, "value": self.value,
                 "limits": {p: dataclasses.asdict(v) for p, v in self.limits.items()}}
 
 
 def limit_ratio(a: DepthLimit, b: DepthLimit) -> tuple[float, str]:
+    """``a``'s depth limit over ``b``'s, and how to read it: "=" (both crossings), ">=" / "<=" (one
+    of them a bound), "?" (undecided)."""
     known = {"crossing", "beyond"}
     if a.status not in known or b.status not in known or not b.estimate > 0:
         return math.nan, "?"

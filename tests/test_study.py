@@ -415,7 +415,7 @@ PROBE = dict(name="NIR-I", quantum_dot="cdtese_zns_800", concentration_uM=0.1, w
     (CameraSettings, "blocking_od", -1), (CameraSettings, "blocking_od", 13),
     (CameraSettings, "target_radius_mm", 0), (CameraSettings, "target_radius_mm", 9.0),   # > annulus' inner
     (CameraSettings, "background_annulus_mm", (0, 4)), (CameraSettings, "background_annulus_mm", (4.5, 3.0)),
-    (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", (3.0, 15.0)),
+    (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", "automatic"), (CameraSettings, "background_annulus_mm", (3.0, 15.0)),
     (Probe, "name", ""), (Probe, "name", "a/b"), (Probe, "name", 3),
     (Probe, "quantum_dot", "unobtainium"), (Probe, "concentration_uM", -1), (Probe, "concentration_uM", None),
     (Probe, "window_nm", (900, 820)), (Probe, "window_nm", (200, 300)), (Probe, "window_nm", 820),

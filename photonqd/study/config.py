@@ -145,6 +145,9 @@ class CameraSettings:
                 raise ValueError(f"target_radius_mm: with background_annulus_mm = \"auto\" at most half the field of "
                                  f"view less {AUTO_WIDTH_MM:g} mm (the annulus' width), got {self.target_radius_mm!r}")
             return
+        if isinstance(self.background_annulus_mm, str):
+            raise ValueError(f"background_annulus_mm: \"auto\" or two numbers [inner, outer] mm, "
+                             f"got {self.background_annulus_mm!r}")
         _convert(self, "background_annulus_mm", _pair, 1e-3, 1e3)
         inner, outer = self.background_annulus_mm
         if outer > self.field_of_view_mm / 2 * math.sqrt(2):

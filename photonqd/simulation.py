@@ -336,26 +336,26 @@ class Simulation:
         capacity = plan.record_capacity
         trace = None
         done = 0
-        while done < self.photons:
-            n = min(batch, self.photons - done)
-            out = runner.launch(self.first_photon + done, n)
-            if out.trace is not None:
-                trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
-            if capacity:
-                records.append(out.records[:capacity - sum(len(r) for r in records)])
-            total.add(out.tally)
-            norm = normalise(out.tally, plan.layout, n)
-            batch_photons.append(n)
-            species = norm["species"].reshape(plan.layout.n_species, plan.layout.n_voxels).sum(axis=1)
-            batch_scalars.append(np.concatenate([norm["scalars"], [norm["absorbed"].sum(),
-                                                                   norm["map"].sum()], species]))
-            if self.keep_batches:
-                arrays = self._arrays(norm, plan.layout)
-                kept_arrays = {k: v for k, v in arrays.items() if k in kept}
-                batch_tallies.append(self.reduce_batch(kept_arrays) if self.reduce_batch else kept_arrays)
-            done += n
-            if progress:
-                progress(done, self.photons)
+        launches = [(self.first_photon + d, min(batch, self.photons - d)) for d in range(0, self.photons, batch)]
+        for group in runner.groups(launches):
+            for (_, n), out in zip(group, runner.launch_many(group)):
+                if out.trace is not None:
+                    trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
+                if capacity:
+                    records.append(out.records[:capacity - sum(len(r) for r in records)])
+                total.add(out.tally)
+                norm = normalise(out.tally, plan.layout, n)
+                batch_photons.append(n)
+                species = norm["species"].reshape(plan.layout.n_species, plan.layout.n_voxels).sum(axis=1)
+                batch_scalars.append(np.concatenate([norm["scalars"], [norm["absorbed"].sum(),
+                                                                       norm["map"].sum()], species]))
+                if self.keep_batches:
+                    arrays = self._arrays(norm, plan.layout)
+                    kept_arrays = {k: v for k, v in arrays.items() if k in kept}
+                    batch_tallies.append(self.reduce_batch(kept_arrays) if self.reduce_batch else kept_arrays)
+                done += n
+                if progress:
+                    progress(done, self.photons)
         end = time.perf_counter()
         norm = normalise(total.as_float(), plan.layout, self.photons)
         arrays = self._arrays(norm, plan.layout)

@@ -4,6 +4,8 @@ A backend turns a ``KernelPlan`` (photonqd.kernel_source) into tallies:
 
     runner = backend.prepare(plan)        # build the program, upload the read-only buffers
     out = runner.launch(first, n)         # photons first .. first + n - 1 -> BatchOutput
+    for group in runner.groups(launches): # launches ((first, n), ...) that run best together
+        outs = runner.launch_many(group)  #   -> one BatchOutput per launch
 
 ``launch`` may be called any number of times with any split of the photon indices: every photon's
 random stream is keyed by (seed, index, stream), and tallies are integer sums, so the merged
@@ -32,6 +34,12 @@ class BatchOutput(NamedTuple):
 class Runner(Protocol):
     def launch(self, first: int, n: int) -> BatchOutput:
         """Transport photons ``first`` .. ``first + n - 1``; tallies of this launch only."""
+
+    def groups(self, launches: list) -> list:
+        """``launches`` ((first, n), ...) cut into consecutive groups for launch_many."""
+
+    def launch_many(self, launches: list) -> list:
+        """One BatchOutput per launch of ``launches``, equal to launching them one by one."""
 
 
 class Backend(Protocol):
@@ -64,6 +72,14 @@ class KernelRunner(abc.ABC):
     def __init__(self, plan: KernelPlan):
         self.plan = plan
         self.dev = {a.name: self._upload(a.name, plan.buffers[a.name]) for a in BUFFER_ARGS}
+
+    def groups(self, launches: list) -> list:
+        """One launch per group: a launch already keeps the device busy to its end (persistent
+        threads), and progress is reported between launches."""
+        return [[launch] for launch in launches]
+
+    def launch_many(self, launches: list) -> list:
+        return [self.launch(first, n) for first, n in launches]
 
     def launch(self, first: int, n: int) -> BatchOutput:
         plan = self.plan

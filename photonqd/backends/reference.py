@@ -7,7 +7,9 @@ pq_scatter, ``cross`` = the face crossing in pq_propagate, ``score_exit`` = pq_s
 ``isotropic``), in the kernel's order, and draws random numbers in the same order ("draw:"
 comments match the kernel's). Tallies are settled per voxel visit as in the kernel, so both round
 the same sums. Vectorised over photons: every live photon takes one step per loop iteration, and
-each event is handled with index arrays. float64 where the kernel uses float32. It is for tests and
+each event is handled with index arrays; consecutive launches run together (``launch_many``), each
+into its own tallies, so that the few long-lived photons at a launch's end, which cost a loop
+iteration each as much as a full vector does, are paid for once per group. float64 where the kernel uses float32. It is for tests and
 machines with nothing else, not for production speed.
 """
 
@@ -23,6 +25,10 @@ from ..rng import PhotonStreams
 from .base import BatchOutput
 
 ESCAPE, MIRROR, CYCLIC = BC_CODES["escape"], BC_CODES["mirror"], BC_CODES["cyclic"]
+#: Limits of the launches transported together (ReferenceRunner.groups): photons in flight (about
+#: 0.3 kB each) and the launches' tallies (int64, one volume set per launch).
+GROUP_PHOTONS = 200_000
+GROUP_TALLY_BYTES = 512 << 20
 
 
 def fix_weight(w):
@@ -161,15 +167,27 @@ class ReferenceRunner:
         self.scalar = plan.layout.off_scalar
 
     # --- tallies and trace -----------------------------------------------------------------
-    def _add(self, index, values):
-        """Add int64 values to tally entries ``index`` (one slot, or one index per value)."""
-        if np.ndim(index) == 0:
-            self.tally[index] += int(np.sum(values))
+    def _add(self, index, values, who):
+        """Add int64 ``values`` of photons ``who`` to tally entries ``index`` (one slot for all,
+        or one index per value), in the tally of each photon's own launch."""
+        if self.n_launches == 1:
+            if np.ndim(index) == 0:
+                self.tally[index] += int(np.sum(values))
+            else:
+                np.add.at(self.tally, index, values)
         else:
-            np.add.at(self.tally, index, values)
+            np.add.at(self.tally, self.base[who] + index, values)
 
-    def _add_scalar(self, slot: str, values):
-        self._add(self.scalar + SCALAR_SLOTS[slot], values)
+    def _add_scalar(self, slot: str, values, who):
+        self._add(self.scalar + SCALAR_SLOTS[slot], values, who)
+
+    def _count(self, slot: str, who):
+        """Add the number of photons ``who`` of each launch to scalar ``slot``."""
+        index = self.scalar + SCALAR_SLOTS[slot]
+        if self.n_launches == 1:
+            self.tally[index] += len(who)
+        else:
+            self.tally[self.first_slots + index] += np.bincount(self.owner[who], minlength=self.n_launches)
 
     def _trace(self, ph, idx, event):
         if self.trace is None or len(idx) == 0:
@@ -187,14 +205,46 @@ class ReferenceRunner:
         return (v[:, 0] * self.nv[1] + v[:, 1]) * self.nv[2] + v[:, 2]
 
     # --- one launch (the kernel's pq_transport + pq_photon_run) ----------------------------
+    def groups(self, launches: list) -> list:
+        """Consecutive launches together up to GROUP_PHOTONS photons and GROUP_TALLY_BYTES of
+        tallies (one launch alone when traced)."""
+        most = 1 if self.plan.switches["PQ_TRACE"] else \
+            max(1, GROUP_TALLY_BYTES // (8 * self.plan.layout.size))
+        out, photons = [], 0
+        for launch in launches:
+            if out and (len(out[-1]) >= most or photons + launch[1] > GROUP_PHOTONS):
+                out.append([])
+                photons = 0
+            if not out:
+                out.append([])
+            out[-1].append(launch)
+            photons += launch[1]
+        return out
+
     def launch(self, first: int, n: int) -> BatchOutput:
+        return self.launch_many([(first, n)])[0]
+
+    def launch_many(self, launches) -> list[BatchOutput]:
+        """Several launches ((first, n) each) transported together, each with its own tallies:
+        vectorised over all their photons, so the few long-lived photons at the end of a launch
+        cost one tail per call instead of one per launch. The result equals separate launches
+        (each photon's random stream is keyed by its index; tallies are integer sums)."""
         plan = self.plan
-        self.tally = np.zeros(plan.layout.size, dtype=np.int64)
-        ids = np.uint64(first) + np.arange(n, dtype=np.uint64)
+        size = plan.layout.size
+        self.n_launches = len(launches)
+        counts = np.array([n for _, n in launches], dtype=np.int64)
+        ids = np.concatenate([np.uint64(f) + np.arange(n, dtype=np.uint64) for f, n in launches])
+        n = len(ids)
+        self.owner = np.repeat(np.arange(self.n_launches), counts)
+        self.base = self.owner * size
+        self.first_slots = np.arange(self.n_launches) * size
+        self.tally = np.zeros(self.n_launches * size, dtype=np.int64)
         rng = PhotonStreams(plan.seed, ids, stream=int(self.ip[IP["STREAM"]]))
-        self.records, self.offered = [], 0
+        self.records = []
         self.trace = None
         if plan.switches["PQ_TRACE"]:
+            if self.n_launches > 1:
+                raise ValueError("launch_many: a traced simulation runs one launch at a time")
             self.trace = np.full((len(plan.trace_ids), plan.trace_len, len(TRACE_FIELDS)), np.nan)
             slot = {int(t): i for i, t in enumerate(plan.trace_ids)}
             self.trace_slot = np.array([slot.get(int(i), -1) for i in ids], dtype=np.int64)
@@ -204,10 +254,14 @@ class ReferenceRunner:
         self.launch_photons(ph, everyone, rng)
         inside = self.enter(ph, everyone)
         self.propagate(ph, inside, rng)
-        self._add_scalar("DETECTED", np.int64(self.offered))
-        width = len(RECORD_FIELDS)
-        records = np.concatenate(self.records) if self.records else np.zeros((0, width))
-        return BatchOutput(self.tally, self.trace, records[:plan.record_capacity])
+        rows = np.concatenate(self.records) if self.records else np.zeros((0, len(RECORD_FIELDS) + 1))
+        tallies = self.tally.reshape(self.n_launches, size)
+        out = []
+        for k in range(self.n_launches):
+            mine = rows[rows[:, 0] == k, 1:]
+            tallies[k, self.scalar + SCALAR_SLOTS["DETECTED"]] += len(mine)
+            out.append(BatchOutput(tallies[k], self.trace, mine[:plan.record_capacity]))
+        return out
 
     def launch_photons(self, ph: Photons, idx, rng):
         """pq_launch: position and direction from the source (draws as listed per source type)."""
@@ -277,7 +331,7 @@ class ReferenceRunner:
             t_in = tn[np.arange(len(o)), ax]
             t_out = tf.min(axis=1)
             miss = t_out <= np.maximum(t_in, 0)
-            self._add_scalar("MISSED", fix_weight(ph.w[idx[o[miss]]]))
+            self._add_scalar("MISSED", fix_weight(ph.w[idx[o[miss]]]), idx[o[miss]])
             self._trace(ph, idx[o[miss]], EVENTS["MISSED"])
             alive[o[miss]] = False
             hit, ax, t_in = o[~miss], ax[~miss], t_in[~miss]
@@ -306,7 +360,7 @@ class ReferenceRunner:
             p[a, ax] = (v[a, ax] + (step > 0)) * self.d[ax]
             v[a, ax] += step
             gone = (v[a, ax] < 0) | (v[a, ax] >= self.nv[ax])
-            self._add_scalar("MISSED", fix_weight(ph.w[a[gone]]))
+            self._add_scalar("MISSED", fix_weight(ph.w[a[gone]]), a[gone])
             self._trace(ph, a[gone], EVENTS["MISSED"])
             alive[amb[gone]] = False
             ph.label[a[~gone]] = self.labels[self._flat(v[a[~gone]])]
@@ -318,7 +372,7 @@ class ReferenceRunner:
             ie, ax = idx[e], axis[e]
             r, cos_t = fresnel(n_amb, n_in, np.abs(u[ie, ax]))
             w_in = ph.w[ie] * (1 - r)
-            self._add_scalar("SPECULAR", fix_weight(ph.w[ie]) - fix_weight(w_in))
+            self._add_scalar("SPECULAR", fix_weight(ph.w[ie]) - fix_weight(w_in), ie)
             ph.w[ie] = w_in
             total = r >= 1
             self._trace(ph, ie[total], EVENTS["MISSED"])
@@ -353,21 +407,21 @@ class ReferenceRunner:
         layout = self.plan.layout
         flat = acc.flat[idx]
         deposit = acc.fix_entry[idx] - fix_now
-        self._add(flat, deposit)
+        self._add(flat, deposit, idx)
         for sp in range(self.n_species):
             mua_sp, mua = acc.mua_sp[sp, idx], acc.mua[idx]
             has = mua_sp > 0
             self._add(layout.off_species + sp * layout.n_voxels + flat[has],
-                      np.rint(deposit[has] * (mua_sp[has] / mua[has])).astype(np.int64))
+                      np.rint(deposit[has] * (mua_sp[has] / mua[has])).astype(np.int64), idx[has])
         if self.plan.switches["PQ_FLUENCE"]:
-            self._add(acc.off_fluence[idx] + flat, np.rint(acc.track[idx] * FIX_TRACK).astype(np.int64))
+            self._add(acc.off_fluence[idx] + flat, np.rint(acc.track[idx] * FIX_TRACK).astype(np.int64), idx)
 
     def end(self, acc: VoxelAcc, ph: Photons, idx, slot: int | None):
         """The end of pq_propagate: settle the last voxel; the final weight goes to ``slot``."""
         fix_now = fix_weight(ph.w[idx])
         self.settle(acc, idx, fix_now)
         if slot is not None:
-            self._add(self.scalar + slot, fix_now)
+            self._add(self.scalar + slot, fix_now, idx)
 
     def propagate(self, ph: Photons, act, rng):
         """pq_propagate: transport until escape, roulette loss, the gate or a guard."""
@@ -407,7 +461,7 @@ class ReferenceRunner:
             ph.w[act] = w_new
             ph.s[act] = np.where(scat, 0.0, ph.s[act] - dist * mus)
             steps[act] += 1
-            self._add_scalar("STEPS", np.int64(len(act)))
+            self._count("STEPS", act)
 
             gate = act[event == EVENTS["GATE"]]
             self._trace(ph, gate, EVENTS["GATE"] if gate_slot == SCALAR_SLOTS["ALIVE"] else EVENTS["STOPPED"])
@@ -432,7 +486,7 @@ class ReferenceRunner:
         xi_cos = rng.uniform(idx)                                        # draw: cos theta
         xi_phi = rng.uniform(idx)                                        # draw: phi
         ph.u[idx] = scatter(ph.u[idx], g, xi_cos, xi_phi)
-        self._add_scalar("INTERACTIONS", np.int64(len(idx)))
+        self._count("INTERACTIONS", idx)
         self._trace(ph, idx, EVENTS["SCATTER"])
         low = idx[ph.w[idx] < fp[FP["ROULETTE_W"]]]
         if not len(low):
@@ -442,7 +496,7 @@ class ReferenceRunner:
         up, lost = low[survive], low[~survive]
         fix_w, w_up = fix_weight(ph.w[up]), ph.w[up] * m
         fix_up = fix_weight(w_up)
-        self._add_scalar("ROULETTE", fix_up - fix_w)
+        self._add_scalar("ROULETTE", fix_up - fix_w, up)
         acc.fix_entry[up] += fix_up - fix_w       # absorbed so far stays booked
         gain[up] += w_up - ph.w[up]
         ph.w[up] = w_up
@@ -450,7 +504,7 @@ class ReferenceRunner:
         self._trace(ph, over, EVENTS["STOPPED"])
         self.end(acc, ph, over, SCALAR_SLOTS["STOPPED"])
         fix_lost = fix_weight(ph.w[lost])
-        self._add_scalar("ROULETTE", -fix_lost)
+        self._add_scalar("ROULETTE", -fix_lost, lost)
         acc.fix_entry[lost] -= fix_lost
         ph.w[lost] = 0.0
         self._trace(ph, lost, EVENTS["ROULETTE"])
@@ -502,7 +556,7 @@ class ReferenceRunner:
         slots = np.where(outside[leave], SCALAR_SLOTS["ESCAPE"] + face[leave], SCALAR_SLOTS["ESCAPE_AMBIENT"])
         fix_out = fix_weight(ph.w[out])
         self.settle(acc, out, fix_out)
-        self._add(self.scalar + slots, fix_out)
+        self._add(self.scalar + slots, fix_out, out)
 
         move = ~reflect & (next_label != 0)
         mv, axm, nm, stepm = c[move], ax[move], nxt[move], step[move]
@@ -526,9 +580,7 @@ class ReferenceRunner:
         inmap = (px >= 0) & (px < ip[IP["MAP_NX"]]) & (py >= 0) & (py < ip[IP["MAP_NY"]])
         scored = top[inmap]
         self._add(ip[IP["OFF_MAP"]] + px[inmap] * ip[IP["MAP_NY"]] + py[inmap],
-                  fix_weight(ph.w[scored] * b["bin_eff"][ph.bin[scored]]))
-        self.offered += len(scored)
-        if self.plan.record_capacity:
-            self.records.append(np.column_stack([
-                ph.p[scored, 0], ph.p[scored, 1], ph.u[scored], ph.bin[scored], ph.w[scored],
-                ph.t[scored]]))
+                  fix_weight(ph.w[scored] * b["bin_eff"][ph.bin[scored]]), scored)
+        self.records.append(np.column_stack([
+            self.owner[scored], ph.p[scored, 0], ph.p[scored, 1], ph.u[scored], ph.bin[scored], ph.w[scored],
+            ph.t[scored]]))

@@ -498,7 +498,7 @@ class ProbeDepths:
         # the exposure and the background region: from the mean image, the same for every batch variant
         camera = exposure_for(cam, mean.signal + mean.background, rate, self.camera)
         signal_e, background_e, saturated = recorded(mean.signal, mean.background, rate, camera)
-        annulus = auto_annulus(signal_e, camera, self.fields.rings.axis_mm, cam.target_radius_mm) \
+        annulus = auto_annulus(signal_e, camera, self.fields.axis, cam.target_radius_mm) \
             if cam.auto_annulus else cam.background_annulus_mm
         metrics = self._metrics(mean, annulus, camera)
         errors, budget = _metric_errors({name: ([self._metrics(v, annulus, camera) for v in variants], photons)
@@ -513,7 +513,7 @@ class ProbeDepths:
 
     def _metrics(self, v: _Variant, annulus, camera: Camera) -> TargetMetrics:
         signal_e, background_e, _ = recorded(v.signal, v.background, self.excitation.photons_per_s, camera)
-        return target_metrics(signal_e, background_e, camera, self.fields.rings.axis_mm,
+        return target_metrics(signal_e, background_e, camera, self.fields.axis,
                               self.config.camera.target_radius_mm, annulus, self.config.background.clutter)
 
 

@@ -1,6 +1,9 @@
 """Image metrics of a fluorescent target: contrast, contrast-to-noise, SNR, apparent size.
 
-Regions on the (binned) camera image, centred on the target's projection onto the surface:
+Regions on the (binned) camera image, centred on the target's projection onto the surface (a
+``Footprint``: a point, or for a target that crosses the field, such as a capillary, a line; every
+distance below is then measured across the line, the annulus becomes the two bands at those
+distances either side of it, and the FWHM is the width across it):
   target:     pixels whose centre lies within ``target_radius_mm``;
   background: pixels in the annulus ``background_annulus_mm`` (inner, outer radius), or, "auto",
               the annulus AUTO_WIDTH_MM wide that starts where the target's own signal has
@@ -58,15 +61,36 @@ class TargetMetrics:
         return asdict(self)
 
 
+class Footprint(tuple):
+    """The target's projection onto the camera: (x, y) in mm, and ``along`` = 0 or 1 when it is a
+    line along x or y through that point (a capillary or vessel crossing the field), None for a
+    compact target. Indexes as the (x, y) tuple it extends; a plain (x, y) tuple is a point."""
+
+    def __new__(cls, x, y, along=None):
+        if along not in (None, 0, 1):
+            raise ValueError(f"along: 0 (x), 1 (y) or None (a point), got {along!r}")
+        footprint = super().__new__(cls, (float(x), float(y)))
+        footprint.along = along
+        return footprint
+
+    def __reduce__(self):
+        return Footprint, (self[0], self[1], self.along)
+
+
 def pixel_radius(camera: Camera, centre_mm) -> np.ndarray:
-    """Distance (mm) of every binned pixel's centre from ``centre_mm`` on the surface."""
+    """Distance (mm) of every binned pixel's centre from the target's projection ``centre_mm``
+    (a Footprint or an (x, y) point) on the surface: from the point, or across the line."""
     nx, ny = camera.binned_pixels
     fx, fy = camera.field_of_view_mm
     x0 = camera.centre_mm[0] - fx / 2
     y0 = camera.centre_mm[1] - fy / 2
-    x = x0 + (np.arange(nx) + 0.5) * fx / nx
-    y = y0 + (np.arange(ny) + 0.5) * fy / ny
-    return np.hypot(x[:, None] - centre_mm[0], y[None, :] - centre_mm[1])
+    dx = x0 + (np.arange(nx) + 0.5) * fx / nx - centre_mm[0]
+    dy = y0 + (np.arange(ny) + 0.5) * fy / ny - centre_mm[1]
+    along = getattr(centre_mm, "along", None)
+    if along is not None:
+        across = np.abs(dy)[None, :] if along == 0 else np.abs(dx)[:, None]
+        return np.broadcast_to(across, (nx, ny)).copy()
+    return np.hypot(dx[:, None], dy[None, :])
 
 
 #: "auto" background annulus: it starts where the target's own signal, averaged over rings one
@@ -76,10 +100,13 @@ AUTO_WIDTH_MM = 1.5
 
 
 def field_reach_mm(camera: Camera, centre_mm) -> float:
-    """Radius (mm) of the largest circle about ``centre_mm`` inside the field of view."""
+    """Radius (mm) of the largest circle about ``centre_mm`` inside the field of view (for a line,
+    the largest distance across it at which both sides are still in the field)."""
     (fx, fy), (cx, cy) = camera.field_of_view_mm, camera.centre_mm
-    return min(centre_mm[0] - (cx - fx / 2), cx + fx / 2 - centre_mm[0],
-               centre_mm[1] - (cy - fy / 2), cy + fy / 2 - centre_mm[1])
+    x_reach = (centre_mm[0] - (cx - fx / 2), cx + fx / 2 - centre_mm[0])
+    y_reach = (centre_mm[1] - (cy - fy / 2), cy + fy / 2 - centre_mm[1])
+    along = getattr(centre_mm, "along", None)
+    return min(y_reach if along == 0 else x_reach if along == 1 else x_reach + y_reach)
 
 
 def auto_annulus(signal_e, camera: Camera, centre_mm, target_radius_mm: float) -> tuple[float, float]:

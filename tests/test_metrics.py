@@ -247,3 +247,34 @@ def test_auto_annulus_in_a_field_too_small_takes_its_edge_and_says_so():
     inner, outer = auto_annulus(spot, cam, (5.0, 5.0), 0.5)
     assert (inner, outer) == pytest.approx((5.0 - AUTO_WIDTH_MM, 5.0))
     assert target_metrics(spot, np.zeros_like(spot), cam, (5.0, 5.0), 0.5, (inner, outer)).background_spread > AUTO_SPREAD
+
+
+# --- line targets (a capillary crossing the field) ------------------------------------------------
+
+@pytest.mark.parametrize("along", [0, 1])
+def test_line_target_regions_and_width_are_taken_across_it(along):
+    """A line along x (or y) through the field: distances are |y - y0| (or |x - x0|), the target
+    is a band, the background two bands either side, and the FWHM of a Gaussian profile across
+    the line is 2.355 sigma; a ring about the centre point would put line pixels in the background."""
+    from photonqd.metrics import Footprint, field_reach_mm
+    cam, sigma = camera(), 0.8
+    footprint = Footprint(5.0, 5.1, along)
+    x, y = pixel_centres(cam)
+    across = (y - 5.1) if along == 0 else (x - 5.0)
+    line = 1000.0 * np.exp(-across**2 / (2 * sigma**2))
+    assert np.allclose(pixel_radius(cam, footprint), np.abs(across))
+    assert field_reach_mm(cam, footprint) == pytest.approx(4.9 if along == 0 else 5.0)
+    target, ring = regions(cam, footprint, 0.5, (2.0, 3.5))
+    assert np.array_equal(target, np.abs(across) <= 0.5) and np.array_equal(ring, (np.abs(across) >= 2.0) & (np.abs(across) <= 3.5))
+    m = target_metrics(line, np.full_like(line, 10.0), cam, footprint, 0.5, (2.0, 3.5))
+    assert m.fwhm_mm == pytest.approx(2 * math.sqrt(2 * math.log(2)) * sigma, abs=0.2 / 4)
+    # the same image measured as a point: the ring holds line pixels, so the background is too high
+    point = target_metrics(line, np.full_like(line, 10.0), cam, (5.0, 5.1), 0.5, (2.0, 3.5))
+    assert point.signal_ring_e > 10 * m.signal_ring_e
+
+
+def test_capillary_target_is_a_line_and_a_sphere_a_point():
+    from photonqd.phantom import intralipid_capillary, skin_tumour
+    from photonqd.study import target_centre
+    assert target_centre(intralipid_capillary(depth_mm=1.0)).along == 0
+    assert target_centre(skin_tumour(depth_mm=2.0)).along is None

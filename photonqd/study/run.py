@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import phantom as phantoms
 from ..fluorescence import emitter_key
-from ..metrics import auto_annulus, regions, target_metrics
+from ..metrics import Footprint, auto_annulus, regions, target_metrics
 from ..exposure import exposure_for, recorded
 from ..optics import qd_preset
 from ..scene import Fluorophore
@@ -239,9 +239,14 @@ def _contrast(image, target, ring) -> float:
     return float(image[target].mean() - image[ring].mean())
 
 
-def target_centre(scene) -> tuple[float, float]:
-    """(x, y) in mm of the target's centroid: the camera and the beam are centred on it."""
-    return phantoms.target_centre_mm(scene)[:2]
+def target_centre(scene) -> Footprint:
+    """The target's projection onto the surface: its centroid's (x, y) in mm, on which the camera
+    and the beam are centred, and, for a target that runs through the whole phantom along x or y
+    (a capillary), that axis: its image regions and profile are then taken across it."""
+    x, y, _ = phantoms.target_centre_mm(scene)
+    columns = scene.target.any(axis=2)
+    spans = (bool(columns.any(axis=1).all()), bool(columns.any(axis=0).all()))
+    return Footprint(x, y, spans.index(True) if spans.count(True) == 1 else None)
 
 
 def _merge_provenance(into: dict, new: dict, notes) -> None:

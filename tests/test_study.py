@@ -452,3 +452,14 @@ def test_settings_defaults_are_the_studys_defaults():
     assert cfg.camera == CameraSettings(target_radius_mm=0.5)
     bare = parse_config(re.sub(r"\n\[(excitation|camera)\][^\n]*\n.*?(?=\n\[)", "\n", text, flags=re.S))
     assert bare.excitation == ExcitationSettings() and bare.camera == CameraSettings()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.toml")) +
+                         sorted((Path(__file__).parents[1] / "validation" / "literature").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_shipped_configurations_are_valid(path):
+    """Every example and literature-comparison configuration parses and builds its phantom, with a
+    target, at its first depth (docs/literature.md runs them)."""
+    cfg = parse_config(path.read_text())
+    scene = cfg.scene(cfg.depths_mm[0])
+    assert scene.target is not None and scene.target.any()

@@ -176,13 +176,14 @@ def format_table(result) -> str:
     for p in cfg.probes:
         lines.append(f"{p.name:10s}  {result.depth_limit(p.name).describe()}")
     lines.append(f"{'probe':10s}{'depth':>7s}{'CNR':>11s}{'± err':>9s}{'SNR':>11s}{'± err':>9s}{'SBR':>9s}"
-                 f"{'contrast':>10s}{'FWHM mm':>9s}{'photons':>10s}  detectable")
+                 f"{'± err':>8s}{'contrast':>10s}{'± err':>8s}{'FWHM mm':>9s}{'± err':>8s}{'photons':>10s}  detectable")
     for img in sorted(result.images, key=lambda i: (i.probe, i.depth_mm)):
         m, e = img.metrics, img.errors
         cnr_err = e.get("cnr", abs(m.cnr) * img.signal_rel_error)
         lines.append(f"{img.probe:10s}{img.depth_mm:7.4g}{m.cnr:11.4g}{cnr_err:9.2g}{m.snr:11.4g}"
-                     f"{e.get('snr', float('nan')):9.2g}{m.sbr:9.3g}{m.contrast:10.3f}{m.fwhm_mm:9.3g}"
-                     f"{img.emission_photons:10d}  {result.verdict(img)}")
+                     f"{e.get('snr', float('nan')):9.2g}{m.sbr:9.3g}{e.get('sbr', float('nan')):8.2g}"
+                     f"{m.contrast:10.3f}{e.get('contrast', float('nan')):8.2g}{m.fwhm_mm:9.3g}"
+                     f"{e.get('fwhm_mm', float('nan')):8.2g}{img.emission_photons:10d}  {result.verdict(img)}")
     return "\n".join(lines)
 
 

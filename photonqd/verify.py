@@ -31,6 +31,11 @@ QUANTITIES = (("signal_target_e", "S target"), ("signal_ring_e", "S ring"),
               ("background_target_e", "B target"), ("background_ring_e", "B ring"))
 
 
+#: Relative error of a forward value above which its comparison is reported as unresolved, not as
+#: a z-score (the forward study's own resolution target for a contrast, photonqd.study.run).
+FORWARD_RESOLVED = 0.3
+
+
 @dataclass
 class Comparison:
     probe: str
@@ -42,6 +47,13 @@ class Comparison:
     forward_error: float
 
     @property
+    def resolved(self) -> bool:
+        """Whether the forward value is resolved (relative error <= FORWARD_RESOLVED): a forward
+        run that detected nothing, or a handful of photons, has a batch-means error of about zero
+        or far too small, and its z would say nothing."""
+        return self.forward > 0 and self.forward_error <= FORWARD_RESOLVED * abs(self.forward)
+
+    @property
     def z(self) -> float:
         s = math.hypot(self.adjoint_error, self.forward_error)
         return (self.adjoint - self.forward) / s if s > 0 else (0.0 if self.adjoint == self.forward else math.inf)
@@ -49,7 +61,7 @@ class Comparison:
     def as_dict(self) -> dict:
         return {"probe": self.probe, "depth_mm": self.depth_mm, "quantity": self.quantity,
                 "adjoint": self.adjoint, "adjoint_error": self.adjoint_error, "forward": self.forward,
-                "forward_error": self.forward_error, "z": self.z}
+                "forward_error": self.forward_error, "z": self.z, "resolved": self.resolved}
 
 
 def _rel(values, photons) -> float:
@@ -167,13 +179,19 @@ def verify(result, depths, backend=None, excitation_photons=None, emission_photo
 
 
 def format_comparisons(rows) -> str:
+    """The comparison table; z only where the forward value is resolved (Comparison.resolved)."""
     lines = [f"{'probe':10s}{'depth':>7s}  {'quantity':10s}{'adjoint':>24s}{'forward':>24s}{'z':>7s}"]
     for r in rows:
         label = dict(QUANTITIES)[r.quantity]
+        z = f"{r.z:7.2f}" if r.resolved else "  unres"
         lines.append(f"{r.probe:10s}{r.depth_mm:7.3g}  {label:10s}{r.adjoint:13.4g} ± {r.adjoint_error:8.2g}"
-                     f"{r.forward:13.4g} ± {r.forward_error:8.2g}{r.z:7.2f}")
-    finite = [abs(r.z) for r in rows if math.isfinite(r.z)]
+                     f"{r.forward:13.4g} ± {r.forward_error:8.2g}{z}")
+    finite = [abs(r.z) for r in rows if r.resolved and math.isfinite(r.z)]
     if finite:
         lines.append(f"max |z| = {max(finite):.2f} over {len(finite)} comparisons "
                      f"({sum(z > 3 for z in finite)} above 3)")
+    unresolved = sum(not r.resolved for r in rows)
+    if unresolved:
+        lines.append(f"{unresolved} comparisons unresolved (unres): the forward run detected too few photons "
+                     f"there (relative error > {FORWARD_RESOLVED:.0%}, or none); raise --verify-photons")
     return "\n".join(lines)

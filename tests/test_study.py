@@ -463,3 +463,17 @@ def test_shipped_configurations_are_valid(path):
     cfg = parse_config(path.read_text())
     scene = cfg.scene(cfg.depths_mm[0])
     assert scene.target is not None and scene.target.any()
+
+
+def test_verify_reports_unresolved_forward_values_instead_of_z():
+    """A forward region that detected nothing (0 +- 0) or a few photons must not produce a huge z
+    or count in max |z|: it is printed as unresolved, with the advice to raise --verify-photons."""
+    from photonqd.verify import Comparison, format_comparisons
+    rows = [Comparison("NIR-II", 1.0, "signal_target_e", 100.0, 5.0, 104.0, 6.0),        # z = -0.51
+            Comparison("NIR-II", 1.0, "background_target_e", 7e4, 300.0, 0.0, 0.0),     # nothing detected
+            Comparison("NIR-II", 1.0, "signal_ring_e", 45.0, 4.0, 0.3, 0.29)]            # a few photons
+    assert [r.resolved for r in rows] == [True, False, False]
+    text = format_comparisons(rows)
+    assert "max |z| = 0.51 over 1 comparisons (0 above 3)" in text
+    assert sum(line.endswith("unres") for line in text.splitlines()) == 2
+    assert "2 comparisons unresolved" in text and "--verify-photons" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -257,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nphotonqd {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed the pipe (`photonqd show r.h5 | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 141
     except ModuleNotFoundError as err:  # an optional dependency (CuPy, pyopencl, miepython, ...)
         print(f"photonqd {args.command}: error: {_missing_module_hint(err)}", file=sys.stderr)
         return 2

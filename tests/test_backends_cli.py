@@ -39,3 +39,16 @@ def test_unknown_backend_in_environment_is_an_error(monkeypatch, capsys):
         assert "metal" in str(err)
     else:
         raise AssertionError("no error for an unknown backend")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    """`photonqd devices | head -0`-style use: the reader closes the pipe before the output is
+    written; the command stops without an error message or a traceback (status 141, as SIGPIPE)."""
+    import subprocess
+    import sys
+    code = ("import sys, photonqd.cli as c\n"
+            "def f(args): raise BrokenPipeError(32, 'Broken pipe')\n"
+            "c._devices = f\n"
+            "sys.exit(c.main(['devices']))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 141 and run.stderr == ""

@@ -264,7 +264,9 @@ def test_cli_study_verify_show_and_round_trip(fast_backend, tmp_path, capsys):
     assert main(["study", str(config), "-o", str(out), "--backend", fast_backend, "--photons", "4000",
                  "--verify", "1.5", "--verify-photons", "4000", "--plots", str(tmp_path / "plots")]) == 0
     printed = capsys.readouterr().out
-    assert "depth limit" in printed and "max |z|" in printed and "S target" in printed
+    assert "depth limit" in printed and "S target" in printed
+    # 4000 forward photons resolve few regions: each row has a z or says it is unresolved
+    assert "max |z|" in printed or "comparisons unresolved" in printed
     result, info = load(out)
     assert info["method"] == "adjoint" and result.config.method == "adjoint"
     assert result.completed_depths() == [1.0, 1.5, 2.0]
@@ -274,6 +276,7 @@ def test_cli_study_verify_show_and_round_trip(fast_backend, tmp_path, capsys):
     assert "excitation" in img.error_budget
     rows = load_verification(out)
     assert len(rows) == 2 * 4 and {r["depth_mm"] for r in rows} == {1.5}
+    assert all(isinstance(r["resolved"], bool) for r in rows)
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "method: adjoint" in shown and "NIR-II" in shown

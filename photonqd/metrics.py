@@ -73,7 +73,7 @@ class Footprint(tuple):
         footprint.along = along
         return footprint
 
-    def __reduce__(self):
+    def __reduce__(self):                    # pickle calls __new__(cls, (x, y)) otherwise
         return Footprint, (self[0], self[1], self.along)
 
 

@@ -128,6 +128,7 @@ def test_reference_launches_together_equal_launches_one_by_one():
     of launching it alone, with fluorescent species, fluence, exit map and records on."""
     from photonqd.backends import get_backend
     from photonqd.backends.reference import ReferenceRunner
+    from photonqd.kernel_abi import SCALAR_SLOTS
     from photonqd.kernel_source import build_plan
 
     conc = np.zeros((1, 6, 6, 6), dtype=np.float32)
@@ -140,9 +141,11 @@ def test_reference_launches_together_equal_launches_one_by_one():
     launches = [(0, 250), (250, 100), (350, 250)]
     together = runner.launch_many(launches)
     alone = [ReferenceRunner(runner.plan).launch(first, n) for first, n in launches]
+    detected = runner.plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"]
     for a, b in zip(together, alone):
         assert np.array_equal(a.tally, b.tally)
         assert np.array_equal(a.records, b.records)
+        assert a.tally[detected] >= len(a.records) > 0      # every launch counts its own detections
     assert not np.array_equal(together[0].tally, together[2].tally)
     assert [len(g) for g in runner.groups([(0, 80_000)] * 3)] == [2, 1]   # GROUP_PHOTONS
 

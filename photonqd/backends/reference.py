@@ -9,8 +9,8 @@ comments match the kernel's). Tallies are settled per voxel visit as in the kern
 the same sums. Vectorised over photons: every live photon takes one step per loop iteration, and
 each event is handled with index arrays; consecutive launches run together (``launch_many``), each
 into its own tallies, so that the few long-lived photons at a launch's end, which cost a loop
-iteration each as much as a full vector does, are paid for once per group. float64 where the kernel uses float32. It is for tests and
-machines with nothing else, not for production speed.
+iteration each as much as a full vector does, are paid for once per group. float64 where the
+kernel uses float32. It is for tests and machines with nothing else, not for production speed.
 """
 
 from __future__ import annotations
@@ -210,15 +210,11 @@ class ReferenceRunner:
         tallies (one launch alone when traced)."""
         most = 1 if self.plan.switches["PQ_TRACE"] else \
             max(1, GROUP_TALLY_BYTES // (8 * self.plan.layout.size))
-        out, photons = [], 0
+        out = []
         for launch in launches:
-            if out and (len(out[-1]) >= most or photons + launch[1] > GROUP_PHOTONS):
-                out.append([])
-                photons = 0
-            if not out:
+            if not out or len(out[-1]) >= most or sum(n for _, n in out[-1]) + launch[1] > GROUP_PHOTONS:
                 out.append([])
             out[-1].append(launch)
-            photons += launch[1]
         return out
 
     def launch(self, first: int, n: int) -> BatchOutput:
@@ -256,12 +252,8 @@ class ReferenceRunner:
         self.propagate(ph, inside, rng)
         rows = np.concatenate(self.records) if self.records else np.zeros((0, len(RECORD_FIELDS) + 1))
         tallies = self.tally.reshape(self.n_launches, size)
-        out = []
-        for k in range(self.n_launches):
-            mine = rows[rows[:, 0] == k, 1:]
-            tallies[k, self.scalar + SCALAR_SLOTS["DETECTED"]] += len(mine)
-            out.append(BatchOutput(tallies[k], self.trace, mine[:plan.record_capacity]))
-        return out
+        return [BatchOutput(tallies[k], self.trace, rows[rows[:, 0] == k, 1:][:plan.record_capacity])
+                for k in range(self.n_launches)]
 
     def launch_photons(self, ph: Photons, idx, rng):
         """pq_launch: position and direction from the source (draws as listed per source type)."""
@@ -581,6 +573,8 @@ class ReferenceRunner:
         scored = top[inmap]
         self._add(ip[IP["OFF_MAP"]] + px[inmap] * ip[IP["MAP_NY"]] + py[inmap],
                   fix_weight(ph.w[scored] * b["bin_eff"][ph.bin[scored]]), scored)
-        self.records.append(np.column_stack([
-            self.owner[scored], ph.p[scored, 0], ph.p[scored, 1], ph.u[scored], ph.bin[scored], ph.w[scored],
-            ph.t[scored]]))
+        self._count("DETECTED", scored)
+        if self.plan.record_capacity:        # each row tagged with its launch
+            self.records.append(np.column_stack([
+                self.owner[scored], ph.p[scored, 0], ph.p[scored, 1], ph.u[scored], ph.bin[scored],
+                ph.w[scored], ph.t[scored]]))

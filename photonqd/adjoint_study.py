@@ -41,7 +41,6 @@ from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
 from .exposure import exposure_for, recorded
 from .metrics import TargetMetrics, auto_annulus, target_metrics
-from .optics import qd_preset
 from .pooled_fields import PooledField, RingGeometry, disk_average_matrix, interpolate
 from .scene import Fluorophore, NotLaterallyInvariant, Scene
 from .simulation import ExitMap, Simulation
@@ -168,7 +167,7 @@ class StudyFields:
         if not uptake_uM:
             return []
         labels = self.free.labels
-        return [Fluorophore(qd_preset(qd), np.where(labels > 0, uptake_uM, 0.0))]
+        return [Fluorophore(self.config.quantum_dot(qd), np.where(labels > 0, uptake_uM, 0.0))]
 
     def _excite(self, key: tuple, photons: int) -> ExcitationField:
         wavelength, qd, uptake = key
@@ -198,7 +197,7 @@ class StudyFields:
     def _emitters(self, probe):
         """(name, emission pdf, autofluorescence yield per layer or None) seen by ``probe``."""
         free = self.free
-        out = [(probe.quantum_dot, qd_preset(probe.quantum_dot).emission.pdf, None)]
+        out = [(probe.quantum_dot, self.config.quantum_dot(probe.quantum_dot).emission.pdf, None)]
         for g, (spectrum, labels) in enumerate(_autofluorescence_groups(free)):
             per_label = np.zeros(max(free.tissues) + 1)
             for label in labels:
@@ -413,7 +412,7 @@ class ProbeDepths:
         self.excitation = config.excitation_for(axis, probe)
         self.field = fields.excitation_of(probe)
         self.images = DepthImages(fields, probe, self.camera, scene_voxel_size)
-        qd = qd_preset(probe.quantum_dot)
+        qd = config.quantum_dot(probe.quantum_dot)
         # QD photons emitted per voxel per unit fluence and µM: the uptake is in the excitation's
         # medium; the target's excess over it is excited through the fluence (first order)
         per_uM = qd.quantum_yield * float(qd.mua_per_uM([self.excitation.wavelength_nm])[0]) * \

@@ -41,7 +41,7 @@ def _study(args, single_depth: bool = False) -> int:
     from .study import default_config_text, parse_config, run_study
 
     text = _read_text(args.config) if args.config else default_config_text()
-    config = parse_config(text, photons=args.photons)
+    config = parse_config(text, photons=args.photons, base_dir=Path(args.config).parent if args.config else None)
     verify_depths = None
     if getattr(args, "verify", None):  # refused now, not after hours of transport
         from .verify import check_depths

@@ -328,7 +328,8 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
     info = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     text = _attr(f["config"].attrs, "toml", str, "/config.")
     if "effective_toml" in f["config"].attrs:      # version 2: the configuration as it ran
-        config = parse_config(_attr(f["config"].attrs, "effective_toml", str, "/config."))
+        # self-contained but for a label volume's file, which showing results does not need
+        config = parse_config(_attr(f["config"].attrs, "effective_toml", str, "/config."), read_files=False)
         config.text = text
     else:                                          # version 1: the TOML before --photons, counts in /
         config = parse_config(text)

@@ -44,7 +44,6 @@ from .adjoint_imaging import _band_bins, region_adjoint
 from .camera import Camera
 from .fluorescence import _bin_weights
 from .kernel_abi import rng_stream_id
-from .optics import qd_preset
 from .study.run import shadowed, target_fluorophore
 from .scene import Scene
 from .simulation import Simulation
@@ -159,7 +158,7 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
     def excite(wavelength, shadowing_probe=None):
         def run(s, labelled):
             # a target that shadows itself holds its QD during the excitation (photonqd.study.run.shadowed)
-            fluorophores = [target_fluorophore(s, shadowing_probe)] if labelled and shadowing_probe else []
+            fluorophores = [target_fluorophore(config, s, shadowing_probe)] if labelled and shadowing_probe else []
             medium, _ = s.medium([wavelength], fluorophores=fluorophores)
             r = Simulation(medium, source, photons=photons, seed=config.seed, rng_stream=rng_stream_id("excitation"),
                            batch_photons=batch, keep_batches=("fluence",),
@@ -179,7 +178,7 @@ def run_correction(config, scene: Scene, axis, cameras: dict, photons: int, back
     detection = {}
     for index, probe in enumerate(config.probes):
         camera = cameras[probe.name]
-        qd = qd_preset(probe.quantum_dot)
+        qd = config.quantum_dot(probe.quantum_dot)
         edges, centres = _band_bins(camera, 10.0)
         weights = np.prod(_bin_weights(qd.emission.pdf, edges, camera), axis=0)
         px, py = camera.pixel_size_mm

@@ -102,7 +102,7 @@ def forward_regions(config, depth_mm: float, backend=None, excitation_photons=No
         qd_rel = _rel([b["fluence"][target_mask].sum() for b in ex_batches], ex_photons)
         af_rel = _rel([(np.clip(b["absorbed"], 0, None) * af_source).sum() for b in ex_batches], ex_photons)
         tissue_rel = _rel([b["fluence"][tissue].sum() for b in ex_batches], ex_photons)
-        image = label_probe(scene, probe, present).image(stage, camera, n_em, backend, config.seed,
+        image = label_probe(config, scene, probe, present).image(stage, camera, n_em, backend, config.seed,
                                                         progress=progress, keep_batches=True)
         annulus = (annuli or {}).get(probe.name, cam.background_annulus_mm)
         masks = dict(zip(("target", "ring"), regions(camera, centre, cam.target_radius_mm, annulus)))

@@ -184,6 +184,9 @@ def test_emission_photons_grow_until_the_contrast_is_resolved(fast_backend):
     (('name = "NIR-I"', "name = {a = 1}"), r"probe\[0\].name"),
     (('[[probe]]\nname = "NIR-I"', "probe = 3\n[[probx]]\nname = 1"), "config: unknown key"),
     (('quantum_dot = "cdtese_zns_800"\n', ""), r"probe\[0\].quantum_dot: None is not one of"),
+    (('quantum_dot = "cdtese_zns_800"', 'quantum_dot = "unobtainium"'),
+     r"probe\[0\].quantum_dot: 'unobtainium' is not one of .*'pbs_cds_1300'"),
+    (('sensor = "silicon_ccd_bidd"', 'sensor = "eye"'), r"probe\[0\].sensor: 'eye' is not one of"),
     (("[[probe]]", "[[probe]]\nzoom = 2"), r"probe\[0\]: unknown key"),
     (("target_radius_mm = 0.5", "target_radius_mm = 2"), "camera.target_radius_mm: must not exceed"),
     (("background_annulus_mm = [1.5, 2.5]", "background_annulus_mm = [1.5, 4.5]"),
@@ -417,9 +420,9 @@ PROBE = dict(name="NIR-I", quantum_dot="cdtese_zns_800", concentration_uM=0.1, w
     (CameraSettings, "background_annulus_mm", (0, 4)), (CameraSettings, "background_annulus_mm", (4.5, 3.0)),
     (CameraSettings, "background_annulus_mm", (3.0,)), (CameraSettings, "background_annulus_mm", "automatic"), (CameraSettings, "background_annulus_mm", (3.0, 15.0)),
     (Probe, "name", ""), (Probe, "name", "a/b"), (Probe, "name", 3),
-    (Probe, "quantum_dot", "unobtainium"), (Probe, "concentration_uM", -1), (Probe, "concentration_uM", None),
+    (Probe, "quantum_dot", 3), (Probe, "concentration_uM", -1), (Probe, "concentration_uM", None),
     (Probe, "window_nm", (900, 820)), (Probe, "window_nm", (200, 300)), (Probe, "window_nm", 820),
-    (Probe, "sensor", "eye"), (Probe, "target_to_background", 0.99), (Probe, "target_to_background", "inf"),
+    (Probe, "sensor", None), (Probe, "target_to_background", 0.99), (Probe, "target_to_background", "inf"),
     (Probe, "target_to_background", float("nan")), (BackgroundSettings, "clutter", -0.01),
     (BackgroundSettings, "clutter", 0.51),
 ])
@@ -460,7 +463,7 @@ def test_settings_defaults_are_the_studys_defaults():
 def test_shipped_configurations_are_valid(path):
     """Every example and literature-comparison configuration parses and builds its phantom, with a
     target, at its first depth (docs/literature.md runs them)."""
-    cfg = parse_config(path.read_text())
+    cfg = parse_config(path.read_text(), base_dir=path.parent)
     scene = cfg.scene(cfg.depths_mm[0])
     assert scene.target is not None and scene.target.any()
 

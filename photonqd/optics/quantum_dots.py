@@ -257,6 +257,17 @@ class QuantumDot:
 PBS_EXCITON_EPSILON_5NM_TYPICAL = 1.5e5
 
 
+def moreels2009_absorption(exciton_nm: float, exciton_fwhm_ev: float, source: str) -> tuple[ExcitonAbsorption, str]:
+    """A PbS QD's absorption sized from its first exciton (Moreels 2009): the core diameter from
+    the exciton's energy, ε₄₀₀ of that core as the anchor, the typical exciton ε scaled as d^1.3;
+    and a note of the sizing for the provenance."""
+    d = float(moreels2009_diameter_nm(HC_EV_NM / exciton_nm))
+    anchors = ((400.0, float(moreels2009_epsilon400(d))),)
+    exciton_eps = PBS_EXCITON_EPSILON_5NM_TYPICAL * (d / 5.0) ** 1.3
+    note = f"{MOREELS_2009}: PbS core d = {d:.2f} nm from the first exciton; eps400 of the core"
+    return ExcitonAbsorption(exciton_nm, exciton_eps, exciton_fwhm_ev, anchors, source=source), note
+
+
 @lru_cache(maxsize=1)
 def qd_preset_rows() -> dict[str, dict[str, str]]:
     return read_keyed_csv(DATA_DIR / "qd_presets.csv", "name")
@@ -272,17 +283,15 @@ def qd_preset(name: str) -> QuantumDot:
     exciton_nm = float(r["exciton_nm"])
     sources = {"preset": r["sources"], "lifetime": r["lifetime_sources"]}
     if r["sizing"] == "moreels2009":
-        d = float(moreels2009_diameter_nm(HC_EV_NM / exciton_nm))
-        anchors = ((400.0, float(moreels2009_epsilon400(d))),)
-        exciton_eps = PBS_EXCITON_EPSILON_5NM_TYPICAL * (d / 5.0) ** 1.3
-        sources["sizing"] = f"{MOREELS_2009}: PbS core d = {d:.2f} nm from the first exciton; eps400 of the core"
+        absorption, sources["sizing"] = moreels2009_absorption(exciton_nm, float(r["exciton_fwhm_ev"]), name)
     else:
         anchors = ((float(r["anchor_nm"]), float(r["anchor_epsilon"])),)
-        exciton_eps = float(r["exciton_epsilon"])
+        absorption = ExcitonAbsorption(exciton_nm, float(r["exciton_epsilon"]), float(r["exciton_fwhm_ev"]),
+                                       anchors, source=name)
     basis = "typical of the literature for this QD class, not measured for a specific product"
     return QuantumDot(
         name=name,
-        absorption=ExcitonAbsorption(exciton_nm, exciton_eps, float(r["exciton_fwhm_ev"]), anchors, source=name),
+        absorption=absorption,
         quantum_yield=float(r["quantum_yield"]),
         emission=GaussianEmission(float(r["emission_peak_nm"]), float(r["emission_fwhm_nm"])),
         sources=sources,

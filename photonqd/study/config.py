@@ -14,24 +14,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.resources
-import inspect
 import json
 import math
 import numbers
-import os
+import re
 import tomllib
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..camera import Camera, EmissionFilter, sensor_names, sensor_preset
+from ..camera import Camera, EmissionFilter
 from ..fluorescence import MIN_BAND_FRACTION, Excitation
-from ..medium import MAX_VOXELS
 from ..metrics import AUTO_WIDTH_MM
-from ..optics import qd_preset, qd_preset_names
 from ..phantom import SCENES
 from ..sources import DiskSource
+from ..phantom.volume import LabelVolume
+from .materials import KINDS, Materials, read_materials
+from .phantom_table import VOLUME, generator_options, generator_scene, generator_size, read_volume
 
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
 METHODS = ("adjoint", "forward")
@@ -40,9 +41,6 @@ METHODS = ("adjoint", "forward")
 CORRECTIONS = ("contrasted", "all", "none")
 #: Most depths one study may hold (each is a row of the results file and minutes of transport).
 MAX_DEPTHS = 400
-#: Rough peak memory of one depth per voxel (bytes): the generator's float64 temporaries, labels,
-#: optics, concentration, int64 tallies (absorbed, fluence, species) and their float64 copies.
-BYTES_PER_VOXEL = 64
 
 
 class ConfigError(ValueError):
@@ -244,10 +242,12 @@ class Probe:
         # the name labels the probe's groups in the results file: no '/'
         if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
             raise ValueError(f"name: expected a non-empty string without '/', got {self.name!r}")
-        _convert(self, "quantum_dot", _choice, qd_preset_names())
+        for key in ("quantum_dot", "sensor"):        # a preset's or the configuration's own (parse_config)
+            if not isinstance(getattr(self, key), str):
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not one of the names of presets or "
+                                 f"[{key}.NAME] tables")
         _convert(self, "concentration_uM", _number, 0, 1e4)
         _convert(self, "window_nm", _pair, 300, 2000)
-        _convert(self, "sensor", _choice, sensor_names())
         tbr = self.target_to_background
         if not (isinstance(tbr, float) and tbr == math.inf):      # inf: no uptake outside the target
             try:
@@ -331,81 +331,10 @@ def _unknown(cfg: dict, section: str, known) -> None:
         raise ConfigError(f"{section}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
 
 
-# --- the [phantom] table: keyword arguments of the generator ----------------------------------------
-#: Options of a phantom generator the study sets itself.
-STUDY_SET = {"depth_mm": "set by study.depths_mm", "quantum_dot": "set by each [[probe]]",
-             "concentration_uM": "set by each [[probe]]"}
-#: Options that may be one number for all three axes.
-PER_AXIS = ("size_mm", "voxel_size")
-
-
-def _phantom_options(name: str, options: dict) -> dict:
-    """The [phantom] table checked against the generator's signature: every option has the type
-    of its default, and the grid it makes fits in memory, before the generator allocates it."""
-    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
-    for key in options:
-        if key in STUDY_SET:
-            raise ConfigError(f"phantom.{key}: {STUDY_SET[key]}")
-    _unknown(options, "phantom", [k for k in defaults if k not in STUDY_SET])
-    out = {key: _phantom_value(f"phantom.{key}", value, defaults[key], key in PER_AXIS)
-           for key, value in options.items()}
-    size = np.broadcast_to(np.asarray(out.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
-    voxel = np.broadcast_to(np.asarray(out.get("voxel_size", defaults["voxel_size"]), dtype=np.float64), (3,))
-    if np.any(size <= 0) or np.any(voxel <= 0):
-        raise ConfigError(f"phantom.size_mm, phantom.voxel_size: must be > 0 mm, got {size.tolist()}, "
-                          f"{voxel.tolist()}")
-    voxels = float(np.prod(size / voxel))
-    need, have = voxels * BYTES_PER_VOXEL, _physical_memory()
-    if voxels > MAX_VOXELS or need > have / 2:
-        raise ConfigError(f"phantom.voxel_size: {voxel.tolist()} mm voxels over a {size.tolist()} mm box make "
-                          f"{voxels:.3g} voxels, about {need / 2**30:.3g} GiB per depth; allowed: at most "
-                          f"{MAX_VOXELS} voxels and half of this machine's {have / 2**30:.3g} GiB: use a "
-                          "coarser voxel_size or a smaller size_mm")
-    return out
-
-
-def _phantom_value(where: str, value, default, per_axis: bool):
-    """``value`` in the shape of ``default``: a number, a list of numbers, a name, or the layers
-    list of [tissue name, thickness mm] pairs."""
-    def number(v, at=where):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{at}: expected a finite number, got {v!r}")
-        return float(v)
-
-    if isinstance(default, bool) or default is None:
-        raise ConfigError(f"{where}: cannot be set from a configuration file")
-    if isinstance(default, (int, float)):
-        return number(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a name (string), got {value!r}")
-        return value
-    if default and all(isinstance(d, (tuple, list)) for d in default):  # layers
-        if not isinstance(value, list) or not all(isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
-                                                  for v in value):
-            raise ConfigError(f"{where}: expected a list of [tissue name, thickness mm] pairs, got {value!r}")
-        return tuple((t, number(d, f"{where} ({t!r} thickness)")) for t, d in value)
-    if per_axis and not isinstance(value, list):
-        return number(value)
-    if not isinstance(value, list) or len(value) != len(default):
-        raise ConfigError(f"{where}: expected {len(default)} numbers"
-                          f"{' (or one for all axes)' if per_axis else ''}, got {value!r}")
-    return tuple(number(v) for v in value)
-
-
-def _physical_memory() -> float:
-    """Bytes of RAM of this machine (16 GiB if the system does not say)."""
-    try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return 16.0 * 2**30
-
-
 # --- checks across tables ---------------------------------------------------------------------------
-def _check_camera_fits(camera: CameraSettings, name: str, options: dict) -> None:
-    """The field of view lies on the phantom's top face and both image regions hold pixels."""
-    defaults = {k: p.default for k, p in inspect.signature(SCENES[name]).parameters.items()}
-    size = np.broadcast_to(np.asarray(options.get("size_mm", defaults["size_mm"]), dtype=np.float64), (3,))
+def _check_camera_fits(camera: CameraSettings, size) -> None:
+    """The field of view lies on the phantom's top face (``size``: its box, mm) and both image
+    regions hold pixels."""
     fov = camera.field_of_view_mm
     if fov > min(size[0], size[1]) * (1 + 1e-9):
         raise ConfigError(f"camera.field_of_view_mm: {fov:g} mm is wider than the phantom's "
@@ -422,12 +351,12 @@ def _check_camera_fits(camera: CameraSettings, name: str, options: dict) -> None
                           "of view lies in it; use more pixels or a wider annulus")
 
 
-def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSettings) -> None:
+def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSettings, materials: Materials) -> None:
     """The window excludes the probe's excitation and passes enough of the QD's emission."""
     wavelength = excitation.wavelength_nm if probe.excitation_nm is None else probe.excitation_nm
     if probe.window_nm[0] <= wavelength <= probe.window_nm[1]:
         raise ConfigError(f"{key_path}.window_nm: the window contains the excitation wavelength ({wavelength:g} nm)")
-    passed = qd_preset(probe.quantum_dot).emission.band_fraction(*probe.window_nm)
+    passed = materials.quantum_dot(probe.quantum_dot).emission.band_fraction(*probe.window_nm)
     if not passed >= MIN_BAND_FRACTION:
         raise ConfigError(f"{key_path}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
                           f"{probe.quantum_dot}'s emission (at least {MIN_BAND_FRACTION:g} needed); "
@@ -483,9 +412,27 @@ class StudyConfig:
     z: float = 2.0                          # standard errors a decision keeps from the threshold
     background: BackgroundSettings = dataclasses.field(default_factory=BackgroundSettings)
     gate: GateSettings | None = None        # the [gate] table, for probes with gated = true
+    materials: Materials = dataclasses.field(default_factory=Materials, compare=False)  # [quantum_dot.*] ...
+    volume: LabelVolume | None = dataclasses.field(default=None, compare=False, repr=False)  # phantom "volume"
+
+    def quantum_dot(self, name: str):
+        """The QD ``name``: a preset or a [quantum_dot.NAME] table's."""
+        return self.materials.quantum_dot(name)
+
+    def sensor(self, name: str):
+        """The sensor ``name``: a preset or a [sensor.NAME] table's."""
+        return self.materials.sensor(name)
 
     def scene(self, depth_mm: float):
-        scene = SCENES[self.phantom](depth_mm=depth_mm, **self.phantom_options)
+        if self.phantom == VOLUME:
+            if self.volume is None:
+                raise ConfigError("phantom.file: the label volume was not read (results loaded without it)")
+            scene = self.volume.scene(depth_mm)
+        else:
+            scene = generator_scene(self.phantom, self.phantom_options, self.materials, depth_mm)
+            own = {label: self.materials.autofluorescence_of(t.name) for label, t in scene.tissues.items()
+                   if getattr(t, "name", None) in self.materials.tissues}
+            scene = dataclasses.replace(scene, autofluorescence={**scene.autofluorescence, **own})
         scale = self.background.autofluorescence_scale
         if scale == 1.0:
             return scene
@@ -513,6 +460,8 @@ class StudyConfig:
                   ("background", dataclasses.asdict(self.background))]
         if self.gate is not None:
             tables.append(("gate", dataclasses.asdict(self.gate)))
+        tables += [(f"{kind}.{_toml_key(name)}", table) for kind in KINDS
+                   for name, table in self.materials.tables.get(kind, {}).items()]
         for name, table in tables:
             lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
         for p in self.probes:
@@ -527,7 +476,7 @@ class StudyConfig:
         return Camera(field_of_view_mm=(c.field_of_view_mm,) * 2, pixels=(c.pixels,) * 2,
                       centre_mm=centre_mm, numerical_aperture=c.numerical_aperture,
                       emission_filter=EmissionFilter(*probe.window_nm, blocking_od=c.blocking_od),
-                      sensor=sensor_preset(probe.sensor),
+                      sensor=self.sensor(probe.sensor),
                       exposure_s=c.max_exposure_s if c.exposure_s == "auto" else c.exposure_s)
 
     def excitation_for(self, centre_mm, probe: Probe | None = None) -> Excitation:
@@ -561,21 +510,34 @@ def _toml_value(value) -> str:
                                                          ("inf" if value > 0 else "-inf"))
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML literal for {value!r}")
 
 
-def parse_config(text: str, photons: int | None = None) -> StudyConfig:
-    """Read and validate a study configuration (TOML text); ``photons`` overrides both counts."""
+def _toml_key(key) -> str:
+    """A TOML key: bare where TOML allows it, quoted otherwise."""
+    key = str(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def parse_config(text: str, photons: int | None = None, base_dir=None, read_files: bool = True) -> StudyConfig:
+    """Read and validate a study configuration (TOML text); ``photons`` overrides both counts.
+    ``base_dir``: the folder relative file names are read from (the configuration file's);
+    ``read_files``: False leaves a phantom "volume"'s file unread (results loaded for display)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"not valid TOML: {err}") from err
-    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "background", "gate", "probe"))
+    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "background", "gate", "probe", *KINDS))
+    base_dir = None if base_dir is None else Path(base_dir)
+    with _as_config_error():
+        materials = read_materials(raw, base_dir)
     study = _section(raw, "study")
     _unknown(study, "study", ("phantom", "depths_mm", "photons", "emission_photons", "max_emission_photons",
                               "seed", "criterion", "threshold", "method", "adjoint_photons",
                               "max_adjoint_photons", "depth_resolution_mm", "correction", "correction_photons", "z"))
-    name = _read(study, "study", "phantom", _choice, SCENES, default="skin_tumour")
+    name = _read(study, "study", "phantom", _choice, [*SCENES, VOLUME], default="skin_tumour")
     method = _read(study, "study", "method", _choice, METHODS, default="adjoint")
     depths = _depth_list(study.get("depths_mm"))
     if len(depths) > MAX_DEPTHS:
@@ -602,18 +564,31 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         if method == "adjoint" and n < 10 * 10:
             raise ConfigError("--photons: the adjoint study needs at least 100 (10 batches of 10)")
 
-    options = _phantom_options(name, _section(raw, "phantom"))
-    # the generators' depth limits are intervals: the shallowest and the deepest depth decide
-    for depth in sorted({depths[-1], depths[0]}, reverse=True):
-        try:
-            tissues = SCENES[name](depth_mm=depth, **options).tissues
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"phantom (at depth_mm = {depth:g}): {err}") from err
+    volume = None
+    if name == VOLUME:
+        with _as_config_error():
+            options, volume = read_volume(_section(raw, "phantom"), materials, base_dir, read_files)
+        size = volume.size_mm if volume else None
+        for depth in depths if volume else []:
+            with _as_config_error("study.depths_mm: "):
+                volume.shift(depth)
+        tissues = volume.tissues if volume else {}
+    else:
+        with _as_config_error():
+            options = generator_options(name, _section(raw, "phantom"), materials)
+        size = generator_size(name, options)
+        # the generators' depth limits are intervals: the shallowest and the deepest depth decide
+        for depth in sorted({depths[-1], depths[0]}, reverse=True):
+            try:
+                tissues = generator_scene(name, options, materials, depth).tissues
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"phantom (at depth_mm = {depth:g}): {err}") from err
 
     excitation = _build("excitation", ExcitationSettings, _section(raw, "excitation"))
     camera = _build("camera", CameraSettings, _section(raw, "camera"))
     background = _build("background", BackgroundSettings, _section(raw, "background"))
-    _check_camera_fits(camera, name, options)
+    if size is not None:
+        _check_camera_fits(camera, size)
 
     entries = raw.get("probe", [])
     if not isinstance(entries, list) or not entries:
@@ -624,7 +599,10 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
         if not isinstance(entry, dict):
             raise ConfigError(f"{key_path}: expected a [[probe]] table, got {entry!r}")
         probe = _build(key_path, Probe, {"name": f"probe{i}", **entry})
-        _check_probe_window(key_path, probe, excitation)
+        with _as_config_error(f"{key_path}."):
+            _choice("quantum_dot", probe.quantum_dot, materials.quantum_dot_names())
+            _choice("sensor", probe.sensor, materials.sensor_names())
+        _check_probe_window(key_path, probe, excitation, materials)
         probes.append(probe)
     if len({p.name for p in probes}) != len(probes):
         raise ConfigError("probe: names must be unique")
@@ -632,7 +610,7 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
     for i, probe in enumerate(probes):
         if probe.gated and gate is None:
             raise ConfigError(f"probe[{i}].gated: true needs a [gate] table (pulses and gate timing)")
-        if probe.gated and qd_preset(probe.quantum_dot).lifetime_ns is None:
+        if probe.gated and materials.quantum_dot(probe.quantum_dot).lifetime_ns is None:
             raise ConfigError(f"probe[{i}].gated: {probe.quantum_dot} has no luminescence lifetime to gate")
     _check_optics_available(tissues, excitation, probes)
     return StudyConfig(phantom=name, phantom_options=options, depths_mm=depths, photons=n,
@@ -644,4 +622,4 @@ def parse_config(text: str, photons: int | None = None) -> StudyConfig:
                        gate=gate,
                        excitation=excitation, camera=camera, probes=probes, text=text, method=method,
                        adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
-                       correction=correction, correction_photons=n_corr)
+                       correction=correction, correction_photons=n_corr, materials=materials, volume=volume)

@@ -13,7 +13,6 @@ from .. import phantom as phantoms
 from ..fluorescence import emitter_key
 from ..metrics import Footprint, auto_annulus, regions, target_metrics
 from ..exposure import exposure_for, recorded
-from ..optics import qd_preset
 from ..scene import Fluorophore
 from ..tallies import batch_mean_error
 from .config import CameraSettings, ConfigError, StudyConfig
@@ -59,7 +58,7 @@ def run_depth(config: StudyConfig, depth_mm: float, backend=None, provenance=Non
     for probe in config.probes:
         t0 = time.perf_counter()
         stage, present, excite_seconds, sharing = stages[stage_key(config, scene, probe)]
-        labelled = label_probe(scene, probe, present)
+        labelled = label_probe(config, scene, probe, present)
         gate = gate_factors(config, probe, scene)
         camera = gate.camera(cameras[probe.name])
         # more emission photons until the target's contrast is resolved (or the cap is reached):
@@ -105,7 +104,7 @@ def self_shadowing(config: StudyConfig, scene, probe, target_voxels: int | None 
     ``target_voxels`` voxels when given: the same target at another depth)."""
     wavelength = config.excitation_for((0.0, 0.0), probe).wavelength_nm
     excess = probe.concentration_uM - probe.background_concentration_uM
-    d_mua = excess * float(qd_preset(probe.quantum_dot).mua_per_uM([wavelength])[0])
+    d_mua = excess * float(config.quantum_dot(probe.quantum_dot).mua_per_uM([wavelength])[0])
     labels = np.unique(scene.labels[scene.target])
     reduced = max(float(np.max(scene.tissues[int(label)].properties([wavelength]).mus_reduced)) for label in labels)
     count = np.count_nonzero(scene.target) if target_voxels is None else target_voxels
@@ -130,8 +129,8 @@ def excitation_stages(config: StudyConfig, scene, centre, cameras, photons: int,
             stage, present, seconds, sharing = out[key]
             out[key] = (stage, present, seconds, sharing + 1)
             continue
-        present = {"uptake": uptake_fluorophore(scene, probe),
-                   "target": target_fluorophore(scene, probe) if shadowed(config, scene, probe) else None}
+        present = {"uptake": uptake_fluorophore(config, scene, probe),
+                   "target": target_fluorophore(config, scene, probe) if shadowed(config, scene, probe) else None}
         start = time.perf_counter()
         stage = scene.with_fluorophores(*[f for f in present.values() if f is not None]).excite(
             config.excitation_for(centre, probe), cameras[probe.name], photons, backend, config.seed, progress,
@@ -145,29 +144,29 @@ def stage_key(config: StudyConfig, scene, probe):
     return probe.name if shadowed(config, scene, probe) else config.excitation_key(probe)
 
 
-def target_fluorophore(scene, probe) -> Fluorophore:
+def target_fluorophore(config: StudyConfig, scene, probe) -> Fluorophore:
     """``probe``'s QD in the target at its excess over the non-specific uptake."""
     excess = probe.concentration_uM - probe.background_concentration_uM
-    return Fluorophore(qd_preset(probe.quantum_dot), np.where(scene.target, excess, 0.0))
+    return Fluorophore(config.quantum_dot(probe.quantum_dot), np.where(scene.target, excess, 0.0))
 
 
-def uptake_fluorophore(scene, probe) -> Fluorophore | None:
+def uptake_fluorophore(config: StudyConfig, scene, probe) -> Fluorophore | None:
     """``probe``'s non-specific uptake: its QD at concentration / target_to_background in every
     tissue voxel (None without uptake)."""
     uptake = probe.background_concentration_uM
     if not uptake > 0:
         return None
-    return Fluorophore(qd_preset(probe.quantum_dot), np.where(scene.labels > 0, uptake, 0.0))
+    return Fluorophore(config.quantum_dot(probe.quantum_dot), np.where(scene.labels > 0, uptake, 0.0))
 
 
-def label_probe(scene, probe, present: dict | None = None):
+def label_probe(config: StudyConfig, scene, probe, present: dict | None = None):
     """``scene`` with ``probe``'s QD as species 0 in the target, at its excess over the uptake, and
     the uptake as species 1: the target's own contrast stays one emitter, the uptake joins the
     background. ``present``: the fluorophores the excitation stage held (excitation_stages), reused
     so that their absorption there is used; the others are excited through the stored fluence."""
     present = present or {}
-    target = present.get("target") or target_fluorophore(scene, probe)
-    uptake = present.get("uptake") or uptake_fluorophore(scene, probe)
+    target = present.get("target") or target_fluorophore(config, scene, probe)
+    uptake = present.get("uptake") or uptake_fluorophore(config, scene, probe)
     return scene.with_fluorophores(*[f for f in (target, uptake) if f is not None])
 
 
@@ -203,7 +202,7 @@ def gate_factors(config: StudyConfig, probe, scene) -> GateFactors:
     if any(t is None for t in lifetimes):
         raise ConfigError(f"probe {probe.name!r}: gated, but a tissue's autofluorescence has no lifetime_ns")
     af = float(gate_factor(max(lifetimes) * 1e-9, gate)) if lifetimes else 1.0
-    return GateFactors(float(qd_gate_factor(qd_preset(probe.quantum_dot), gate)), af, float(leakage_factor(gate)),
+    return GateFactors(float(qd_gate_factor(config.quantum_dot(probe.quantum_dot), gate)), af, float(leakage_factor(gate)),
                        float(dark_duty_factor(gate)))
 
 

@@ -11,6 +11,7 @@ All lengths are in mm in the grid frame (origin at the volume's corner, +z into 
 import functools
 
 from .mcx import Benchmark, benchmark, definitions, names
+from .mcx_input import from_mcx
 from .scenes import (CITATIONS, LYMPH_NODE_LAYERS, LYMPH_NODE_SEMI_AXES_MM, MOUSE_HEAD_LAYERS, SKIN_LAYERS,
                      intralipid_capillary, lymph_node, mouse_head, skin_tumour, target_centre_mm, water_tissue)
 from .shapes import cylinder_mask, ellipsoid_mask, grid_shape, layer_labels, sphere_mask, voxel_centres
@@ -25,6 +26,6 @@ SCENES = {f.__name__: f for f in (skin_tumour, intralipid_capillary, mouse_head,
 
 __all__ = ["BENCHMARKS", "Benchmark", "CITATIONS", "LYMPH_NODE_LAYERS", "LYMPH_NODE_SEMI_AXES_MM",
            "MCX_BENCHMARKS", "MOUSE_HEAD_LAYERS", "SCENES", "SKIN_LAYERS", "benchmark", "cylinder_mask",
-           "definitions", "ellipsoid_mask", "grid_shape", "intralipid_capillary", "layer_labels", "lymph_node",
-           "mouse_head", "names", "skin_tumour", "sphere_mask", "target_centre_mm", "voxel_centres",
+           "definitions", "ellipsoid_mask", "from_mcx", "grid_shape", "intralipid_capillary", "layer_labels",
+           "lymph_node", "mouse_head", "names", "skin_tumour", "sphere_mask", "target_centre_mm", "voxel_centres",
            "water_tissue"]

@@ -142,6 +142,7 @@ class StudyFields:
         self.emissions = {}                 # probe name -> {emitter name: Emission}
         n_adj = int(adjoint_photons or config.adjoint_photons)
         shared = {}                         # detection key -> the first probe's emissions
+        shared_af = {}                      # autofluorescence: (window, sensor, uptake, emitter) -> its run
         for probe in config.probes:
             key = self.detection_key(probe)
             if key in shared:               # e.g. a gated and an ungated probe: the same runs
@@ -149,11 +150,24 @@ class StudyFields:
                 continue
             self.emissions[probe.name] = shared[key] = {}
             for name, pdf, layer_yield in self._emitters(probe):
+                # autofluorescence does not depend on the probe's QD (but for its uptake, which absorbs):
+                # probes that share a window and sensor share its runs (multiplexed species, photonqd.multiplex)
+                af_key = (probe.window_nm, probe.sensor, self._uptake_key(probe), name)
+                if layer_yield is not None and af_key in shared_af:
+                    self.emissions[probe.name][name] = shared_af[af_key]
+                    continue
                 start = time.perf_counter()
                 emission = self._adjoint(probe, name, pdf, layer_yield, n_adj)
                 if emission is not None:
                     self.emissions[probe.name][name] = emission
+                    if layer_yield is not None:
+                        shared_af[af_key] = emission
                 self.seconds[f"{probe.name}: {name}"] = time.perf_counter() - start
+
+    @staticmethod
+    def _uptake_key(probe) -> tuple:
+        uptake = probe.background_concentration_uM
+        return (probe.quantum_dot, uptake) if uptake > 0 else ("", 0.0)
 
     def detection_key(self, probe) -> tuple:
         """What a probe's adjoint runs depend on: its QD's spectrum, window, sensor and uptake."""
@@ -462,13 +476,12 @@ class ProbeDepths:
         fluence = self.field.fluence.mean if profile is None else profile
         return self.source_per_fluence * interpolate(fluence, voxels[:, 2], j, f)
 
-    def at(self, voxels: np.ndarray, op: "TargetOperator", depth_mm: float, seconds: float = 0.0,
-           correction=None):
-        """ProbeImage of a target (voxel indices (m, 3), its TargetOperator) at ``depth_mm``;
-        ``correction`` (photonqd.target_correction.Correction) adds the target's own optics: the
-        QD image is multiplied by its ratio."""
-        from .study import ProbeImage
-
+    def variants(self, voxels: np.ndarray, op: "TargetOperator", correction=None) -> tuple:
+        """The images of a target (voxel indices (m, 3), its TargetOperator) per excitation photon:
+        the mean (a _Variant: QD signal, background) and, per run, each batch's variant and the
+        runs' batch photons ({run: ([_Variant], photons)}); ``correction``
+        (photonqd.target_correction.Correction) adds the target's own optics: the QD image is
+        multiplied by its ratio."""
         fluence = self.field.fluence
         qd = self.images.qd
         q_mean = self.target_source(voxels)
@@ -493,6 +506,16 @@ class ProbeDepths:
         if corrected:
             for run, (ratios, photons) in correction.variants(self.probe.name).items():
                 groups[run] = ([_Variant(signal_ex[0] * r, self.background) for r in ratios], photons)
+        return mean, groups
+
+    def at(self, voxels: np.ndarray, op: "TargetOperator", depth_mm: float, seconds: float = 0.0,
+           correction=None):
+        """ProbeImage of a target (voxel indices (m, 3), its TargetOperator) at ``depth_mm``
+        (see ``variants``)."""
+        from .study import ProbeImage
+
+        mean, groups = self.variants(voxels, op, correction)
+        qd = self.images.qd
         cam, rate = self.config.camera, self.excitation.photons_per_s
         # the exposure and the background region: from the mean image, the same for every batch variant
         camera = exposure_for(cam, mean.signal + mean.background, rate, self.camera)

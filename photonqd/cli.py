@@ -37,12 +37,15 @@ def _bench(args) -> int:
 
 def _study(args, single_depth: bool = False) -> int:
     from .backends import get_backend
-    from .io import StudyFile
+    from .io import StudyFile, save
     from .study import default_config_text, parse_config, run_study
 
     text = _read_text(args.config) if args.config else default_config_text()
     config = parse_config(text, photons=args.photons, base_dir=Path(args.config).parent if args.config else None)
     verify_depths = None
+    if config.multiplex is not None and (getattr(args, "verify", None) or getattr(args, "sensitivity", False)):
+        from .study import ConfigError
+        raise ConfigError("multiplex: --verify and --sensitivity are for probe studies, not a [multiplex] study")
     if getattr(args, "verify", None):  # refused now, not after hours of transport
         from .verify import check_depths
         verify_depths = check_depths(config, args.verify)
@@ -53,22 +56,32 @@ def _study(args, single_depth: bool = False) -> int:
     if out.done:
         print(f"resuming {out.path}: depths done {out.completed_depths}", file=sys.stderr)
     remaining = [d for d in config.depths_mm if d not in set(out.completed_depths)]
+    if config.multiplex is not None and out.done is not None and out.done.multiplex is None:
+        remaining = list(config.depths_mm)         # a multiplexed study is saved only when complete
     if backend.name == "numpy" and remaining:
         _numpy_estimate(config, remaining)
-    bar = _Progress(len(remaining))
+    bar = _Progress(1 if config.multiplex is not None and remaining else len(remaining))
     stored = [len(out.completed_depths)]
 
     def saved(result):
+        if result.multiplex is not None:
+            save(result, out.path, out.run_info)
+            stored[0] = len(config.depths_mm)
+            bar.step(f"{len(config.depths_mm)} depths saved")
+            return
         depth = out.save_depth(result)
         stored[0] += 1
         bar.step(f"{depth:g} mm saved")
 
     try:
-        result = run_study(config, backend, done=out.done, on_depth=saved)
+        if remaining:
+            result = run_study(config, backend, done=out.done, on_depth=saved)
+        else:
+            result = out.done
     except KeyboardInterrupt:
         print(f"\ninterrupted; {stored[0]} depths kept in {out.path}, rerun to resume", file=sys.stderr)
         return 130
-    print(format_table(result))
+    _print_tables(result)
     print(f"results: {out.path}")
     if verify_depths:
         from .verify import format_comparisons, verify
@@ -157,13 +170,23 @@ def _show(args) -> int:
     result, info = load(args.results)
     print(f"{args.results}: photonqd {info['photonqd_version']} commit {info['git_commit'][:10] or '?'}, "
           f"backend {info['backend']} ({info['device']}), seed {info['seed']}, created {info['created']}")
-    print(format_table(result))
+    _print_tables(result)
     from .io import load_sensitivity
     records = load_sensitivity(args.results)
     if records:
         from .sensitivity import format_sensitivity, from_records
         print(format_sensitivity(result, from_records(records)))
     return 0
+
+
+def _print_tables(result) -> None:
+    """The study's table; for a multiplexed study its unmixing table (the (channel, species) pairs'
+    table is in the results file: photonqd show)."""
+    if result.multiplex is None:
+        print(format_table(result))
+        return
+    from .multiplex import format_multiplex
+    print(format_multiplex(result.multiplex))
 
 
 def format_table(result) -> str:

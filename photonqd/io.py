@@ -251,6 +251,8 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
     for k, img in enumerate(result.images):
         _write_image(images, f"{k:04d}", img).attrs["complete"] = True
     _write_summary(f, result)
+    if result.multiplex is not None:
+        _write_multiplex(f, result.multiplex)
 
 
 def _write_summary(f: h5py.File, result: StudyResult) -> None:
@@ -360,4 +362,51 @@ def _read(f: h5py.File, path: Path) -> tuple[StudyResult, dict]:
             exposure_s=float(g.attrs.get("exposure_s", math.nan)),
             saturated_pixels=int(g.attrs.get("saturated_pixels", 0)),
             **{name: g[name][()] for name in IMAGE_UNITS}))
+    if "multiplex" in f:
+        result.multiplex = _read_multiplex(f["multiplex"], config)
     return result, info
+
+
+#: The arrays of a multiplexed study's /multiplex group (photonqd.multiplex.MultiplexDepth, per depth).
+MULTIPLEX_ARRAYS = {"signal_e": "(depth, channel, species) contrast, electrons per binned pixel",
+                    "noise_e": "(depth, channel) noise of a background pixel, electrons",
+                    "background_e": "(depth, channel) background over the target region, electrons",
+                    "exposure_s": "(depth, channel) s", "covariance": "(depth, species, species) of the abundances",
+                    "cnr": "(depth, species) unmixed CNR", "cnr_error": "(depth, species) its standard error",
+                    "separable": "(depth, species) bool", "crosstalk": "(depth, channel, species) fraction",
+                    "crosstalk_error": "(depth, channel, species)", "condition_number": "(depth,)",
+                    "condition_number_error": "(depth,)"}
+
+
+def _write_multiplex(f: h5py.File, mux) -> None:
+    g = f.create_group("multiplex")
+    g["depth_mm"] = np.array([d.depth_mm for d in mux.depths])
+    for name, about in MULTIPLEX_ARRAYS.items():
+        g[name] = np.array([getattr(d, name) for d in mux.depths])
+        g[name].attrs["about"] = about
+    g.attrs.update(species_json=json.dumps(list(mux.species)),
+                   channels_json=json.dumps([dataclasses.asdict(c) for c in mux.channels]),
+                   reasons_json=json.dumps([list(d.reason) for d in mux.depths]),
+                   threshold=mux.threshold, z=mux.z, crosstalk_depth_mm=mux.crosstalk_depth_mm)
+    for species in mux.species:
+        limit = mux.separable_depth(species)
+        g.require_group(f"separable_depth/{species}").attrs.update(
+            estimate_mm=limit.estimate, low_mm=limit.low, high_mm=limit.high, status=limit.status)
+
+
+def _read_multiplex(g: h5py.Group, config):
+    from .multiplex import MultiplexDepth, MultiplexResult
+
+    arrays = {name: g[name][()] for name in MULTIPLEX_ARRAYS}
+    reasons = json.loads(_attr(g.attrs, "reasons_json", str, "/multiplex."))
+    out = MultiplexResult(tuple(json.loads(_attr(g.attrs, "species_json", str, "/multiplex."))),
+                          config.multiplex.channels, threshold=_attr(g.attrs, "threshold", float, "/multiplex."),
+                          z=_attr(g.attrs, "z", float, "/multiplex."),
+                          crosstalk_depth_mm=_attr(g.attrs, "crosstalk_depth_mm", float, "/multiplex."))
+    for k, depth in enumerate(g["depth_mm"][()]):
+        values = {name: a[k] for name, a in arrays.items()}
+        values["separable"] = values["separable"].astype(bool)
+        for name in ("condition_number", "condition_number_error"):
+            values[name] = float(values[name])
+        out.depths.append(MultiplexDepth(depth_mm=float(depth), reason=tuple(reasons[k]), **values))
+    return out

@@ -117,11 +117,90 @@ def plot_sensitivity(result, variants, path) -> Path:
     return path
 
 
+def plot_multiplex_spectra(result, path) -> Path:
+    """Each species' emission spectrum (peak-normalised) with the channels' bands shaded."""
+    plt = _pyplot()
+    mux, cfg = result.multiplex, result.config
+    lo = min(c.window_nm[0] for c in mux.channels) - 150
+    hi = max(c.window_nm[1] for c in mux.channels) + 150
+    grid = np.linspace(lo, hi, 1000)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, ch in enumerate(mux.channels):
+        ax.axvspan(*ch.window_nm, color=f"C{k % 10}", alpha=0.12, lw=0)
+        ax.text(0.5 * sum(ch.window_nm), 1.03, ch.name, ha="center", fontsize=8)
+    for k, species in enumerate(mux.species):
+        pdf = cfg.quantum_dot(species).emission.pdf(grid)
+        ax.plot(grid, pdf / pdf.max(), color=f"C{k % 10}", label=species)
+    ax.axvline(cfg.excitation.wavelength_nm, color="k", ls="--", lw=1, label="excitation")
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("emission (peak = 1)")
+    ax.set_ylim(0, 1.12)
+    ax.legend(fontsize=8)
+    ax.set_title("species and detection channels")
+    return _save(fig, plt, path)
+
+
+def plot_crosstalk(result, path) -> Path:
+    """The crosstalk matrix at the settings' depth as a heat map, each cell with its value."""
+    plt = _pyplot()
+    mux = result.multiplex
+    depth = mux.at(mux.crosstalk_depth_mm)
+    fig, ax = plt.subplots(figsize=(1.4 * len(mux.species) + 2.5, 1.0 * len(mux.channels) + 2))
+    shown = ax.imshow(np.nan_to_num(depth.crosstalk), vmin=0, vmax=1, cmap="viridis")
+    for (c, s), v in np.ndenumerate(depth.crosstalk):
+        ax.text(s, c, f"{v:.2f}\n±{depth.crosstalk_error[c, s]:.2f}" if np.isfinite(v) else "-",
+                ha="center", va="center", fontsize=8, color="w" if v < 0.6 else "k")
+    ax.set_xticks(range(len(mux.species)), mux.species, rotation=30, ha="right")
+    ax.set_yticks(range(len(mux.channels)), [c.name for c in mux.channels])
+    ax.set_xlabel("species")
+    ax.set_ylabel("channel")
+    ax.set_title(f"crosstalk at {depth.depth_mm:g} mm (condition number {depth.condition_number:.3g})")
+    fig.colorbar(shown, ax=ax, label="fraction of the species' contrast")
+    return _save(fig, plt, path)
+
+
+def plot_unmixed_cnr(result, path) -> Path:
+    """Unmixed CNR against depth per species, 2-standard-error bands, the threshold dashed and
+    each species' separable depth dotted."""
+    plt = _pyplot()
+    mux = result.multiplex
+    fig, ax = plt.subplots(figsize=(8, 5))
+    depths = np.array([d.depth_mm for d in mux.depths])
+    for k, species in enumerate(mux.species):
+        cnr = np.array([d.cnr[k] for d in mux.depths])
+        err = np.array([d.cnr_error[k] for d in mux.depths])
+        line, = ax.plot(depths, cnr, "o-", ms=3, label=species)
+        ax.fill_between(depths, cnr - 2 * err, cnr + 2 * err, color=line.get_color(), alpha=0.25, lw=0)
+        limit = mux.separable_depth(species)
+        if limit.status in ("crossing", "beyond"):
+            ax.axvline(limit.estimate, color=line.get_color(), ls=":", lw=1)
+    ax.axhline(mux.threshold, color="k", ls="--", lw=1, label="threshold")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("target depth (mm)")
+    ax.set_ylabel("unmixed CNR")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("separability after unmixing")
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
 def write_plots(result, folder) -> list[Path]:
     """All figures of a study into ``folder``: metrics.png and montage_<depth>mm.png (at most
-    MONTAGES depths, evenly spread)."""
+    MONTAGES depths, evenly spread); for a multiplexed study spectra.png, crosstalk.png and
+    unmixed_cnr.png instead."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if result.multiplex is not None:
+        return [plot_multiplex_spectra(result, folder / "spectra.png"), plot_crosstalk(result, folder / "crosstalk.png"),
+                plot_unmixed_cnr(result, folder / "unmixed_cnr.png")]
     paths = [plot_metrics(result, folder / "metrics.png")]
     depths = result.completed_depths()
     if len(depths) > MONTAGES:     # a fine depth grid: montages at evenly spread depths

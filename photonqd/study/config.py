@@ -32,6 +32,7 @@ from ..phantom import SCENES
 from ..sources import DiskSource
 from ..phantom.volume import LabelVolume
 from .materials import KINDS, Materials, read_materials
+from .multiplex_table import MultiplexSettings, read_multiplex
 from .phantom_table import VOLUME, generator_options, generator_scene, generator_size, read_volume
 
 CRITERIA = ("cnr", "snr", "sbr", "contrast")
@@ -414,6 +415,7 @@ class StudyConfig:
     gate: GateSettings | None = None        # the [gate] table, for probes with gated = true
     materials: Materials = dataclasses.field(default_factory=Materials, compare=False)  # [quantum_dot.*] ...
     volume: LabelVolume | None = dataclasses.field(default=None, compare=False, repr=False)  # phantom "volume"
+    multiplex: MultiplexSettings | None = None   # the [multiplex] table: probes = channels x species
 
     def quantum_dot(self, name: str):
         """The QD ``name``: a preset or a [quantum_dot.NAME] table's."""
@@ -462,9 +464,15 @@ class StudyConfig:
             tables.append(("gate", dataclasses.asdict(self.gate)))
         tables += [(f"{kind}.{_toml_key(name)}", table) for kind in KINDS
                    for name, table in self.materials.tables.get(kind, {}).items()]
+        if self.multiplex is not None:
+            table, channels = self.multiplex.to_tables()
+            tables.append(("multiplex", table))
         for name, table in tables:
             lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-        for p in self.probes:
+        if self.multiplex is not None:
+            for channel in channels:
+                lines += ["", "[[multiplex.channel]]"] + [f"{k} = {_toml_value(v)}" for k, v in channel.items()]
+        for p in [] if self.multiplex is not None else self.probes:
             lines += ["", "[[probe]]"] + [f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(p).items()
                                           if v is not None]
         return "\n".join(lines) + "\n"
@@ -529,7 +537,8 @@ def parse_config(text: str, photons: int | None = None, base_dir=None, read_file
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"not valid TOML: {err}") from err
-    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "background", "gate", "probe", *KINDS))
+    _unknown(raw, "config", ("study", "phantom", "excitation", "camera", "background", "gate", "probe", "multiplex",
+                             *KINDS))
     base_dir = None if base_dir is None else Path(base_dir)
     with _as_config_error():
         materials = read_materials(raw, base_dir)
@@ -590,10 +599,18 @@ def parse_config(text: str, photons: int | None = None, base_dir=None, read_file
     if size is not None:
         _check_camera_fits(camera, size)
 
+    multiplex, probes = None, []
+    if "multiplex" in raw:
+        if "probe" in raw:
+            raise ConfigError("probe: a [multiplex] study makes its probes from its species and channels; "
+                              "remove the [[probe]] tables")
+        with _as_config_error():
+            multiplex = read_multiplex(_section(raw, "multiplex"), materials, excitation.wavelength_nm)
+        probes = [Probe(multiplex.probe_name(ch, s), s, c, ch.window_nm, ch.sensor, target_to_background=math.inf)
+                  for ch in multiplex.channels for s, c in zip(multiplex.species, multiplex.concentration_uM)]
     entries = raw.get("probe", [])
-    if not isinstance(entries, list) or not entries:
+    if not multiplex and (not isinstance(entries, list) or not entries):
         raise ConfigError("probe: at least one [[probe]] table is needed")
-    probes = []
     for i, entry in enumerate(entries):
         key_path = f"probe[{i}]"
         if not isinstance(entry, dict):
@@ -622,4 +639,5 @@ def parse_config(text: str, photons: int | None = None, base_dir=None, read_file
                        gate=gate,
                        excitation=excitation, camera=camera, probes=probes, text=text, method=method,
                        adjoint_photons=n_adj, max_adjoint_photons=n_adj_max, depth_resolution_mm=resolution,
-                       correction=correction, correction_photons=n_corr, materials=materials, volume=volume)
+                       correction=correction, correction_photons=n_corr, materials=materials, volume=volume,
+                       multiplex=multiplex)

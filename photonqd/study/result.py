@@ -43,6 +43,8 @@ class StudyResult:
     # studies that reuse them (photonqd.sensitivity)
     fields: object = field(default=None, repr=False, compare=False)
     corrections: dict = field(default_factory=dict, repr=False, compare=False)
+    # a [multiplex] study's channels x species figures (photonqd.multiplex.MultiplexResult)
+    multiplex: object = field(default=None, repr=False, compare=False)
 
     def completed_depths(self) -> list:
         probes = {p.name for p in self.config.probes}

@@ -28,6 +28,12 @@ def run_study(config: StudyConfig, backend=None, done: StudyResult | None = None
     (the CLI saves the file there, so an interrupted study keeps its completed depths).
     config.method "adjoint" computes every depth from one set of field runs
     (photonqd.adjoint_study); "forward" runs each depth's excitation and emission."""
+    if config.multiplex is not None:          # every depth at once from the same runs, saved when complete
+        from ..multiplex import run_multiplex
+        result = run_multiplex(config, backend, progress)
+        if on_depth:
+            on_depth(result)
+        return result
     if config.method == "adjoint":
         from ..adjoint_study import run_adjoint_study
         return run_adjoint_study(config, backend, done, on_depth, progress)

@@ -35,6 +35,7 @@ refined towards the separable depths (study.adjoint_photons are used as given).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,7 +102,7 @@ class MultiplexResult:
 def run_multiplex(config, backend=None, progress=None):
     """The study's images of every (channel, species) pair (a StudyResult, as run_adjoint_study
     without photon refinement) and, as its ``multiplex``, the MultiplexResult."""
-    from .adjoint_study import ProbeDepths, StudyFields, _all_depths, _targets, contrasted_depths
+    from .adjoint_study import ProbeDepths, StudyFields, _all_depths, _record_fields, _targets, contrasted_depths
     from .scene import NotLaterallyInvariant
     from .study import ConfigError, StudyResult
 
@@ -119,6 +120,7 @@ def run_multiplex(config, backend=None, progress=None):
     corrected = {"all": list(targets), "contrasted": contrasted, "none": []}[config.correction]
     corrections = {}
     result = StudyResult(config, _all_depths(config, fields, targets, corrected, corrections))
+    _record_fields(result.provenance, fields, result, config, contrasted, corrected)
     probes = {p.name: ProbeDepths(config, fields, p, fields.voxel) for p in config.probes}
     settings = config.multiplex
     out = MultiplexResult(settings.species, settings.channels, threshold=config.threshold, z=config.z,
@@ -144,13 +146,19 @@ def _depth(config, depth_mm: float, axis, probes, pairs) -> MultiplexDepth:
     n_c, n_s = len(pairs), len(pairs[0])
     A, noise_var, background = channels.measure(means)
     result = unmix(A * channels.inside, (A * channels.inside).sum(axis=1), noise_var)
-    reason = tuple(r if inside else OUTSIDE for r, inside in zip(result.reason, channels.inside))
-    cnr, err = figures[:n_s], errors[:n_s]
+    names = config.multiplex.species
+    reason = tuple(_named(r, names) if inside else OUTSIDE for r, inside in zip(result.reason, channels.inside))
+    cnr, err = np.where(result.separable, figures[:n_s], np.nan), errors[:n_s]
     return MultiplexDepth(depth_mm, A, np.sqrt(noise_var), background,
                           np.array([c.exposure_s for c in channels.cameras]), result.covariance, cnr,
                           np.where(result.separable, err, np.nan), result.separable, reason,
                           figures[n_s:n_s + n_c * n_s].reshape(n_c, n_s), errors[n_s:n_s + n_c * n_s].reshape(n_c, n_s),
                           float(figures[-1]), float(errors[-1]))
+
+
+def _named(reason: str, species) -> str:
+    """photonqd.unmixing's reason with the species' names for its column indices."""
+    return re.sub(r"species (\d+(?:, \d+)*)", lambda m: ", ".join(species[int(i)] for i in m.group(1).split(",")), reason)
 
 
 class _Channels:
@@ -199,7 +207,9 @@ class _Channels:
             ct = crosstalk(np.clip(A, 0, None))
         # the design figure of the species the channels are meant for (inf where they cannot be told apart)
         cond = condition_number(A[:, self.inside], var) if self.inside.any() else math.nan
-        return np.concatenate([result.cnr, ct.ravel(), [cond]])
+        # a species the channels cannot tell apart carries no information: CNR 0 (in a batch
+        # variant; the mean reports it as not separable)
+        return np.concatenate([np.where(result.separable, result.cnr, 0.0), ct.ravel(), [cond]])
 
 
 def _errors(channels: _Channels, pairs, means, size: int) -> np.ndarray:

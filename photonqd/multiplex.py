@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decision import DepthLimit, depth_limit, verdict
+from .adjoint_study import _Variant
 from .exposure import exposure_for, recorded
 from .fluorescence import MIN_BAND_FRACTION
 from .metrics import auto_annulus, regions
@@ -50,8 +51,6 @@ from .unmixing import condition_number, crosstalk, unmix
 
 #: Why a species whose emission no channel's band holds (MIN_BAND_FRACTION) is not separable.
 OUTSIDE = f"outside every channel's band (less than {MIN_BAND_FRACTION:g} of its emission in any)"
-#: Runs shared by every pair: their batch k moves all pairs at once.
-JOINT_RUNS = ("excitation", "target excitation")
 
 
 @dataclass
@@ -127,22 +126,35 @@ def run_multiplex(config, backend=None, progress=None):
                           crosstalk_depth_mm=settings.crosstalk_depth_mm)
     for depth, (_, voxels) in targets.items():
         op = next(iter(probes.values())).images.target(voxels)
-        pairs = [[probes[settings.probe_name(ch, s)].variants(voxels, op, corrections.get(depth))
-                  for s in settings.species] for ch in settings.channels]
-        cameras = [probes[settings.probe_name(ch, settings.species[0])] for ch in settings.channels]
-        out.depths.append(_depth(config, depth, fields.axis, cameras, pairs))
+        names = [[settings.probe_name(ch, s) for s in settings.species] for ch in settings.channels]
+        pairs = [[probes[name].variants(voxels, op, corrections.get(depth)) for name in row] for row in names]
+        runs = [[{run: _run(fields, corrections.get(depth), name, run) for run in groups}
+                 for name, (_, groups) in zip(row, pair_row)] for row, pair_row in zip(names, pairs)]
+        cameras = [probes[row[0]] for row in names]
+        out.depths.append(_depth(config, depth, fields.axis, cameras, pairs, runs))
     result.fields, result.corrections, result.multiplex = fields, corrections, out
     return result
 
 
-def _depth(config, depth_mm: float, axis, probes, pairs) -> MultiplexDepth:
+def _run(fields, correction, probe: str, run: str):
+    """The transport run behind a pair's error group ``run`` (photonqd.adjoint_study.ProbeDepths.variants):
+    pairs that share a run (the excitation; a channel's autofluorescence; identical channels'
+    adjoint runs; the correction's excitation pair) move together in its batches."""
+    if run == "excitation":
+        return fields.excitation_of(next(p for p in fields.config.probes if p.name == probe))
+    if run.startswith("adjoint "):
+        return fields.emissions[probe][run.removeprefix("adjoint ")]
+    return (correction.excitation if run == "target excitation" else correction.detection)[probe]
+
+
+def _depth(config, depth_mm: float, axis, probes, pairs, runs) -> MultiplexDepth:
     """The figures at one depth from each pair's image variants (``pairs[c][s]``: (mean, groups)
-    of photonqd.adjoint_study.ProbeDepths.variants); ``probes[c]``: a ProbeDepths of channel c
-    (its camera and excitation)."""
+    of photonqd.adjoint_study.ProbeDepths.variants; ``runs[c][s]``: each group's run); ``probes[c]``:
+    a ProbeDepths of channel c (its camera and excitation)."""
     means = [[mean for mean, _ in row] for row in pairs]
     channels = _Channels(config, axis, probes, means)
     figures = channels.figures(means)
-    errors = _errors(channels, pairs, means, figures.size)
+    errors = _errors(channels, pairs, runs, means, figures.size)
     n_c, n_s = len(pairs), len(pairs[0])
     A, noise_var, background = channels.measure(means)
     result = unmix(A * channels.inside, (A * channels.inside).sum(axis=1), noise_var)
@@ -212,29 +224,24 @@ class _Channels:
         return np.concatenate([np.where(result.separable, result.cnr, 0.0), ct.ravel(), [cond]])
 
 
-def _errors(channels: _Channels, pairs, means, size: int) -> np.ndarray:
-    """Monte Carlo standard error of every figure: the batch-means variances of the runs, added."""
-    n_c, n_s = len(pairs), len(pairs[0])
+def _errors(channels: _Channels, pairs, runs, means, size: int) -> np.ndarray:
+    """Monte Carlo standard error of every figure: the batch-means variances of the runs, added;
+    a run shared by several pairs moves them all in each of its batches."""
     var = np.zeros(size)
-    groups = {}            # run -> (photons, [(c, s, variants)])
-    for c in range(n_c):
-        for s in range(n_s):
-            for run, (variants, photons) in pairs[c][s][1].items():
-                if run in JOINT_RUNS:
-                    key = run
-                elif run.startswith("adjoint autofluorescence"):
-                    if s:                               # the channel's run, shared by its species
-                        continue
-                    key = (c, run)
-                else:
-                    key = (c, s, run)
-                groups.setdefault(key, (photons, []))[1].append((c, s, variants))
+    groups = {}            # id(run) -> (photons, [(c, s, variants)])
+    for c, (pair_row, run_row) in enumerate(zip(pairs, runs)):
+        for s, ((_, variant_groups), run_of) in enumerate(zip(pair_row, run_row)):
+            for run, (variants, photons) in variant_groups.items():
+                groups.setdefault(id(run_of[run]), (photons, []))[1].append((c, s, run, variants))
     for photons, members in groups.values():
         values = []
         for k in range(len(photons)):
             images = [list(row) for row in means]
-            for c, s, variants in members:
-                images[c][s] = variants[k]
+            for c, s, run, variants in members:
+                if run.startswith("adjoint autofluorescence"):      # moves the channel's background
+                    images[c][0] = _Variant(images[c][0].signal, variants[k].background)
+                else:
+                    images[c][s] = _Variant(variants[k].signal, images[c][s].background) if s else variants[k]
             values.append(channels.figures(images))
         values = np.array(values)
         for i in range(size):

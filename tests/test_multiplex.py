@@ -90,10 +90,13 @@ def test_bad_multiplex_tables_are_refused_naming_the_key(multiplex, replace, mat
         config(multiplex, replace)
 
 
-def test_one_species_in_one_channel_unmixes_to_the_study_cnr(fast_backend):
+@pytest.mark.parametrize("species,window,sensor", [("pbs_cds_1300", "[1250, 1400]", "ingaas_standard"),
+                                                   ("cdtese_zns_800", "[820, 900]", "silicon_ccd_bidd")])
+def test_one_species_in_one_channel_unmixes_to_the_study_cnr(fast_backend, species, window, sensor):
     """With one species and one channel, unmixing is the study's CNR: the same contrast, noise,
-    exposure and regions, and the same Monte Carlo error."""
-    cfg = config('species = ["pbs_cds_1300"]\n[[multiplex.channel]]\nname = "IIa"\nwindow_nm = [1250, 1400]\n')
+    exposure and regions, and the same Monte Carlo error (in NIR-I with autofluorescence's share)."""
+    cfg = config(f'species = ["{species}"]\n[[multiplex.channel]]\nname = "c"\nwindow_nm = {window}\n'
+                 f'sensor = "{sensor}"\n')
     result = run_study(cfg, fast_backend)
     for depth in result.multiplex.depths:
         image = next(i for i in result.images if i.depth_mm == depth.depth_mm)
@@ -102,9 +105,29 @@ def test_one_species_in_one_channel_unmixes_to_the_study_cnr(fast_backend):
         assert depth.crosstalk[0, 0] == 1.0 and depth.condition_number == pytest.approx(1.0)
 
 
+def test_two_identical_channels_double_the_information_but_share_every_run(fast_backend):
+    """One species read twice through the same filter and sensor: the unmixed CNR is sqrt(2) times
+    one channel's, and since both channels share every transport run (excitation, adjoint,
+    autofluorescence) its relative Monte Carlo error is one channel's, not 1/sqrt(2) of it."""
+    channel = '[[multiplex.channel]]\nname = "NAME"\nwindow_nm = [1250, 1400]\n'
+    cfg = config('species = ["pbs_cds_1300"]\n' + channel.replace("NAME", "a") + channel.replace("NAME", "b"))
+    result = run_study(cfg, fast_backend)
+    for depth in result.multiplex.depths:
+        image = next(i for i in result.images if i.depth_mm == depth.depth_mm)
+        assert depth.cnr[0] == pytest.approx(math.sqrt(2) * image.metrics.cnr, rel=1e-9)
+        assert depth.cnr_error[0] / depth.cnr[0] == pytest.approx(image.errors["cnr"] / image.metrics.cnr, rel=1e-6)
+
+
 def test_four_colours_crosstalk_unmixing_and_separable_depths(fast_backend, tmp_path):
     result = run_study(config(), fast_backend)
     mux = result.multiplex
+    # the species of a channel share its autofluorescence runs; every pair has its own QD run
+    emissions = result.fields.emissions
+    for ch in result.config.multiplex.channels:
+        pairs = [emissions[result.config.multiplex.probe_name(ch, s)] for s in mux.species]
+        af = [name for name in pairs[0] if name.startswith("autofluorescence")]
+        assert af and all(p[name] is pairs[0][name] for p in pairs for name in af)
+        assert len({id(p[s]) for p, s in zip(pairs, mux.species)}) == len(mux.species)
     for d in mux.depths:
         assert np.allclose(np.nansum(d.crosstalk, axis=0), 1.0)
         assert np.all(np.diag(d.crosstalk) > 0.5)              # each species mostly in its own channel

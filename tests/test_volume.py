@@ -79,10 +79,12 @@ def test_every_format_reads_the_same_labels_and_headers_come_first(tmp_path):
 
 @pytest.mark.parametrize("method", ["forward", "adjoint"])
 def test_a_built_in_phantom_written_to_a_file_and_read_back_gives_the_same_study(tmp_path, fast_backend, method):
-    """The file holds the tumour at 2 mm; the study moves it to 1.5 mm by whole voxels, putting the
-    layers back where it was: the same scenes, so the same results, bit for bit."""
+    """The file holds the tumour at 1.5 mm, across the dermis-fat boundary; the study moves it to
+    2 mm by whole voxels, putting both layers back where it was: the same scenes, so the same
+    results, bit for bit."""
     built_in = parse_config(BUILT_IN.replace("METHOD", method))
-    read = parse_config(from_file(skin_file(tmp_path), method))
+    read = parse_config(from_file(skin_file(tmp_path, depth=1.5), method))
+    assert len(np.unique(built_in.scene(1.5).without_target().labels[built_in.scene(1.5).target])) == 2
     for depth in built_in.depths_mm:
         a, b = built_in.scene(depth), read.scene(depth)
         assert np.array_equal(a.labels, b.labels) and np.array_equal(a.target, b.target)

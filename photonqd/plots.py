@@ -176,6 +176,7 @@ def plot_unmixed_cnr(result, path) -> Path:
             ax.axvline(limit.estimate, color=line.get_color(), ls=":", lw=1)
     ax.axhline(mux.threshold, color="k", ls="--", lw=1, label="threshold")
     ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(bottom=0)                   # a CNR below 0 is noise around nothing
     ax.set_xlabel("target depth (mm)")
     ax.set_ylabel("unmixed CNR")
     ax.grid(alpha=0.3)

@@ -7,6 +7,10 @@ every error ("camera.pixels: ..."), and adds the checks that need more than one 
 phantom's depth range and size, the excitation against each probe's window, and the optics at the
 study's wavelengths. ``StudyConfig.to_toml`` writes the configuration back so that parse_config
 reads it to an equal one.
+
+Tables read elsewhere: the configuration's own QDs, tissues and sensors ([quantum_dot.NAME],
+[tissue.NAME], [sensor.NAME]: photonqd.study.materials), the [phantom] table (a generator's options
+or a label volume file: photonqd.study.phantom_table) and [multiplex] (photonqd.study.multiplex_table).
 """
 
 from __future__ import annotations

@@ -51,11 +51,12 @@ def _unknown(table: dict, where: str, known) -> None:
         raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
 
 
-def _check_memory(where: str, shape_text: str, voxels: float) -> None:
+def _check_memory(where: str, shape_text: str, voxels: float, hint: str) -> None:
     need, have = voxels * BYTES_PER_VOXEL, _physical_memory()
     if voxels > MAX_VOXELS or need > have / 2:
         raise ValueError(f"{where}: {shape_text} make {voxels:.3g} voxels, about {need / 2**30:.3g} GiB per depth; "
-                         f"allowed: at most {MAX_VOXELS} voxels and half of this machine's {have / 2**30:.3g} GiB")
+                         f"allowed: at most {MAX_VOXELS} voxels and half of this machine's {have / 2**30:.3g} GiB: "
+                         f"{hint}")
 
 
 def _physical_memory() -> float:
@@ -104,7 +105,7 @@ def generator_options(name: str, options: dict, materials) -> dict:
         raise ValueError(f"phantom.size_mm, phantom.voxel_size: must be > 0 mm, got {size.tolist()}, "
                          f"{voxel.tolist()}")
     _check_memory("phantom.voxel_size", f"{voxel.tolist()} mm voxels over a {size.tolist()} mm box",
-                  float(np.prod(size / voxel)))
+                  float(np.prod(size / voxel)), "use a coarser voxel_size or a smaller size_mm")
     return out
 
 
@@ -234,7 +235,8 @@ def _read_volume_array(where: str, path: Path, dataset, voxel) -> np.ndarray:
         shape, _ = array_header(path, dataset)
         if len(shape) != 3:
             raise ValueError(f"{path} holds an array of shape {shape}; a label volume is 3-D (nx, ny, nz)")
-        _check_memory(where, f"{path}'s {shape[0]} x {shape[1]} x {shape[2]} voxels", float(np.prod(shape)))
+        _check_memory(where, f"{path}'s {shape[0]} x {shape[1]} x {shape[2]} voxels", float(np.prod(shape)),
+                      "crop or downsample the volume")
         return check_labels(str(path), read_array(path, dataset))
     except ValueError as err:
         raise ValueError(f"{where}: {err}" if not str(err).startswith(where) else str(err)) from None

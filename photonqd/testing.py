@@ -45,16 +45,43 @@ class Budget:
         return photon_budget(self.backend, kernel, numpy)
 
 
-#: The camera and two probes (NIR-I, NIR-II) of the tests' small depth studies (TOML, appended to
-#: their [study], [phantom] and [excitation] tables).
-SMALL_CAMERA_AND_PROBES = """[camera]
+#: The [study] and [excitation] tables of a small adjoint depth study (TOML; tests replace lines of
+#: it), for SMALL_PHANTOM: a few seconds on OpenCL.
+SMALL_STUDY = """[study]
+phantom = "skin_tumour"
+method = "adjoint"
+depths_mm = [1.0, 2.0]
+photons = 600
+emission_photons = 600
+max_emission_photons = 600
+adjoint_photons = 2000
+max_adjoint_photons = 2000
+correction_photons = 500
+seed = 5
+
+[excitation]
+wavelength_nm = 808
+irradiance_mw_per_cm2 = 50
+beam_radius_mm = 2
+"""
+#: The [phantom] table of SMALL_STUDY: a 0.5 mm tumour in skin, 10 x 10 x 4 mm, 0.5 x 0.5 x 0.25 mm voxels.
+SMALL_PHANTOM = """[phantom]
+radius_mm = 0.5
+size_mm = [10.0, 10.0, 4.0]
+voxel_size = [0.5, 0.5, 0.25]
+"""
+#: The camera of the tests' small depth studies.
+SMALL_CAMERA = """[camera]
 field_of_view_mm = 6
 pixels = 12
 numerical_aperture = 0.3
 exposure_s = "auto"
 target_radius_mm = 0.5
 background_annulus_mm = [1.5, 2.5]
-
+"""
+#: The camera and two probes (NIR-I, NIR-II) of the tests' small depth studies (TOML, appended to
+#: their [study], [phantom] and [excitation] tables).
+SMALL_CAMERA_AND_PROBES = SMALL_CAMERA + """
 [[probe]]
 name = "NIR-I"
 quantum_dot = "cdtese_zns_800"

@@ -9,32 +9,9 @@ from photonqd.camera import sensor_preset
 from photonqd.io import load, save
 from photonqd.optics import qd_preset, tissue_preset
 from photonqd.study import ConfigError, parse_config, run_study
-from photonqd.testing import SMALL_CAMERA_AND_PROBES
+from photonqd.testing import SMALL_CAMERA_AND_PROBES, SMALL_PHANTOM, SMALL_STUDY
 
-STUDY = """
-[study]
-phantom = "skin_tumour"
-method = "METHOD"
-depths_mm = [1.0, 2.0]
-photons = 600
-emission_photons = 600
-max_emission_photons = 600
-adjoint_photons = 2000
-max_adjoint_photons = 2000
-correction_photons = 500
-seed = 5
-
-[phantom]
-radius_mm = 0.5
-size_mm = [10.0, 10.0, 4.0]
-voxel_size = [0.5, 0.5, 0.25]
-
-[excitation]
-wavelength_nm = 808
-irradiance_mw_per_cm2 = 50
-beam_radius_mm = 2
-
-""" + SMALL_CAMERA_AND_PROBES
+STUDY = "\n".join([SMALL_STUDY, SMALL_PHANTOM, SMALL_CAMERA_AND_PROBES])
 
 #: pbs_cds_1300 and silicon_ccd_bidd written out as a user would (photonqd/optics/data/qd_presets.csv,
 #: photonqd/data/sensors.csv)
@@ -57,7 +34,7 @@ like = "silicon_ccd_bidd"
 
 
 def study_text(method="forward", extra="", replace=()):
-    text = STUDY.replace("METHOD", method) + extra
+    text = STUDY.replace('method = "adjoint"', f'method = "{method}"') + extra
     for old, new in replace:
         assert old in text
         text = text.replace(old, new)

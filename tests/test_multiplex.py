@@ -10,38 +10,10 @@ from photonqd.io import load, save
 from photonqd.multiplex import OUTSIDE, format_multiplex
 from photonqd.study import ConfigError, parse_config, run_study
 from photonqd.study.multiplex_table import emission_band
+from photonqd.testing import SMALL_CAMERA, SMALL_PHANTOM, SMALL_STUDY
 
-STUDY = """
-[study]
-phantom = "skin_tumour"
-method = "adjoint"
-depths_mm = [1.0, 2.0]
-photons = 3000
-adjoint_photons = 3000
-max_adjoint_photons = 3000
-correction = "none"
-seed = 5
-
-[phantom]
-radius_mm = 0.5
-size_mm = [10.0, 10.0, 4.0]
-voxel_size = [0.5, 0.5, 0.25]
-
-[excitation]
-wavelength_nm = 808
-irradiance_mw_per_cm2 = 50
-beam_radius_mm = 2
-
-[camera]
-field_of_view_mm = 6
-pixels = 12
-numerical_aperture = 0.3
-exposure_s = "auto"
-target_radius_mm = 0.5
-background_annulus_mm = [1.5, 2.5]
-
-[multiplex]
-"""
+STUDY = "\n".join([SMALL_STUDY.replace("photons = 600", "photons = 3000").replace("photons = 2000", "photons = 3000")
+                   .replace("seed = 5", 'seed = 5\ncorrection = "none"'), SMALL_PHANTOM, SMALL_CAMERA, "[multiplex]\n"])
 FOUR = 'species = ["pbs_cds_1100", "ag2s_1200", "pbs_cds_1300", "pbs_cds_1550"]\nconcentration_uM = 0.1\n'
 TWO_CHANNELS = """species = ["pbs_cds_1300", "pbs_cds_1550", "cdtese_zns_800"]
 [[multiplex.channel]]

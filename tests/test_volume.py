@@ -9,35 +9,14 @@ from photonqd.cli import main
 from photonqd.io import load, save
 from photonqd.phantom.volume import LabelVolume, VolumeError, array_header, read_array
 from photonqd.study import ConfigError, parse_config, run_study
-from photonqd.testing import SMALL_CAMERA_AND_PROBES
+from photonqd.testing import SMALL_CAMERA_AND_PROBES, SMALL_PHANTOM, SMALL_STUDY
 
 GRID = dict(radius_mm=0.5, size_mm=(10.0, 10.0, 4.0), voxel_size=(0.5, 0.5, 0.25))
-HEAD = """
-[study]
-phantom = "PHANTOM"
-method = "METHOD"
-depths_mm = [1.5, 2.0]
-photons = 600
-emission_photons = 600
-max_emission_photons = 600
-adjoint_photons = 2000
-max_adjoint_photons = 2000
-correction_photons = 500
-seed = 5
-
-[excitation]
-wavelength_nm = 808
-irradiance_mw_per_cm2 = 50
-beam_radius_mm = 2
-
-"""
-BUILT_IN = HEAD.replace("PHANTOM", "skin_tumour") + """[phantom]
-radius_mm = 0.5
-size_mm = [10.0, 10.0, 4.0]
-voxel_size = [0.5, 0.5, 0.25]
-
-""" + SMALL_CAMERA_AND_PROBES
-FROM_FILE = HEAD.replace("PHANTOM", "volume") + """[phantom]
+HEAD = SMALL_STUDY.replace('phantom = "skin_tumour"', 'phantom = "PHANTOM"').replace(
+    "depths_mm = [1.0, 2.0]", "depths_mm = [1.5, 2.0]")
+BUILT_IN = "\n".join([HEAD.replace("PHANTOM", "skin_tumour"), SMALL_PHANTOM, SMALL_CAMERA_AND_PROBES])
+FROM_FILE = HEAD.replace("PHANTOM", "volume") + """
+[phantom]
 file = "FILE"
 voxel_size = [0.5, 0.5, 0.25]
 tissues = {1 = "epidermis", 2 = "dermis", 3 = "subcutaneous_fat", 4 = "skeletal_muscle", 5 = "tumour_generic"}
@@ -61,7 +40,7 @@ def skin_file(tmp_path, name="skin.npz", depth=2.0):
 
 
 def from_file(path, method="forward", replace=()):
-    text = FROM_FILE.replace("METHOD", method).replace("FILE", str(path))
+    text = FROM_FILE.replace('method = "adjoint"', f'method = "{method}"').replace("FILE", str(path))
     for old, new in replace:
         assert old in text
         text = text.replace(old, new)
@@ -82,7 +61,7 @@ def test_a_built_in_phantom_written_to_a_file_and_read_back_gives_the_same_study
     """The file holds the tumour at 1.5 mm, across the dermis-fat boundary; the study moves it to
     2 mm by whole voxels, putting both layers back where it was: the same scenes, so the same
     results, bit for bit."""
-    built_in = parse_config(BUILT_IN.replace("METHOD", method))
+    built_in = parse_config(BUILT_IN.replace('method = "adjoint"', f'method = "{method}"'))
     read = parse_config(from_file(skin_file(tmp_path, depth=1.5), method))
     assert len(np.unique(built_in.scene(1.5).without_target().labels[built_in.scene(1.5).target])) == 2
     for depth in built_in.depths_mm:

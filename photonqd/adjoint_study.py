@@ -410,6 +410,7 @@ class _Variant:
 
     signal: np.ndarray
     background: np.ndarray
+    leakage: np.ndarray | None = None   # the background's excitation leakage (None: as the mean's)
 
 
 class ProbeDepths:
@@ -444,10 +445,9 @@ class ProbeDepths:
         self.leak_mean = leak * self.images.surface_image(escape.mean)
         self.background = self._background(absorbed.mean, af_mean, self.leak_mean, fluence.mean, qd_mean)
         # excitation batches move autofluorescence, uptake and leakage together
-        self.background_ex = [self._background(absorbed.batches[k], af_mean,
-                                               leak * self.images.surface_image(escape.batches[k]),
-                                               fluence.batches[k], qd_mean)
-                              for k in range(len(absorbed.photons))]
+        self.leak_ex = [leak * self.images.surface_image(b) for b in escape.batches]
+        self.background_ex = [self._background(absorbed.batches[k], af_mean, self.leak_ex[k], fluence.batches[k],
+                                               qd_mean) for k in range(len(absorbed.photons))]
         self.background_af = [[self._background(absorbed.mean, [e.density.batches[j] if i == g else m
                                                                 for i, (e, m) in enumerate(zip(af, af_mean))],
                                                 self.leak_mean, fluence.mean, qd_mean)
@@ -494,8 +494,8 @@ class ProbeDepths:
             signal_adj = op.images_of_densities(q_mean, qd.density.batches)
         corrected = correction is not None and self.probe.name in correction.detection
         factor = correction.ratio(self.probe.name) if corrected else 1.0
-        mean = _Variant(signal_ex[0] * factor, self.background)
-        groups = {"excitation": ([_Variant(signal_ex[k + 1] * factor, self.background_ex[k])
+        mean = _Variant(signal_ex[0] * factor, self.background, self.leak_mean)
+        groups = {"excitation": ([_Variant(signal_ex[k + 1] * factor, self.background_ex[k], self.leak_ex[k])
                                   for k in range(len(fluence.photons))], fluence.photons)}
         if qd is not None:
             backgrounds = self.background_qd or [self.background] * len(signal_adj)

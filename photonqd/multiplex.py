@@ -13,6 +13,11 @@ everything it collects: all species and the background), with the study's camera
 * var_c: the noise variance of a background pixel of channel c: the camera's (shot noise of all
   it collects, dark, read) plus clutter (kappa x its level)^2, as the study's CNR uses.
 
+With ``autofluorescence = "component"`` the target region's own light is unmixed instead: A[c, s] is
+species s's mean over the target region, autofluorescence an extra column (its level over the
+target per channel, its abundance free, as in vivo where its level is not known beforehand),
+excitation leakage (known from the filter) subtracted, and var_c the noise of a target pixel.
+
 Channels are read separately, so their noise is independent: S = diag(var_c). Weighted least
 squares (photonqd.unmixing) gives the abundances' covariance (A^T S^-1 A)^-1; with the true
 abundances 1, species s's unmixed CNR is 1 / its standard error (with one species and one
@@ -58,8 +63,9 @@ class MultiplexDepth:
     """The channels x species figures at one depth (C channels, N species)."""
 
     depth_mm: float
-    signal_e: np.ndarray          # (C, N) A: each species' contrast, electrons per binned pixel
-    noise_e: np.ndarray           # (C,) noise of a background pixel (camera + clutter), electrons
+    signal_e: np.ndarray          # (C, N) A: each species' contrast (or, autofluorescence "component",
+                                  #   its mean over the target region), electrons per binned pixel
+    noise_e: np.ndarray           # (C,) noise of a background (target) pixel, camera + clutter, electrons
     background_e: np.ndarray      # (C,) background over the target region (AF + leakage), electrons
     exposure_s: np.ndarray        # (C,) each channel's exposure
     covariance: np.ndarray        # (N, N) of the unmixed abundances (1 = nominal concentration)
@@ -156,14 +162,16 @@ def _depth(config, depth_mm: float, axis, probes, pairs, runs) -> MultiplexDepth
     figures = channels.figures(means)
     errors = _errors(channels, pairs, runs, means, figures.size)
     n_c, n_s = len(pairs), len(pairs[0])
-    A, noise_var, background = channels.measure(means)
-    result = unmix(A * channels.inside, (A * channels.inside).sum(axis=1), noise_var)
+    _, _, background = channels.measure(means)
+    result, A, unmixed_var = channels.unmixed(means)
     names = config.multiplex.species
-    reason = tuple(_named(r, names) if inside else OUTSIDE for r, inside in zip(result.reason, channels.inside))
-    cnr, err = np.where(result.separable, figures[:n_s], np.nan), errors[:n_s]
-    return MultiplexDepth(depth_mm, A, np.sqrt(noise_var), background,
-                          np.array([c.exposure_s for c in channels.cameras]), result.covariance, cnr,
-                          np.where(result.separable, err, np.nan), result.separable, reason,
+    reason = tuple(_named(r, [*names, "autofluorescence"]) if inside else OUTSIDE
+                   for r, inside in zip(result.reason, channels.inside))
+    cnr, err = np.where(result.separable[:n_s], figures[:n_s], np.nan), errors[:n_s]
+    separable = result.separable[:n_s]
+    return MultiplexDepth(depth_mm, A[:, :n_s], np.sqrt(unmixed_var), background,
+                          np.array([c.exposure_s for c in channels.cameras]), result.covariance[:n_s, :n_s], cnr,
+                          np.where(separable, err, np.nan), separable, reason,
                           figures[n_s:n_s + n_c * n_s].reshape(n_c, n_s), errors[n_s:n_s + n_c * n_s].reshape(n_c, n_s),
                           float(figures[-1]), float(errors[-1]))
 
@@ -184,6 +192,8 @@ class _Channels:
         self.inside = np.array([max(config.quantum_dot(s).emission.band_fraction(*ch.window_nm)
                                     for ch in mux.channels) >= MIN_BAND_FRACTION for s in mux.species])
         cam = config.camera
+        self.component = mux.autofluorescence == "component"
+        self.leakage = [row[0].leakage for row in means]
         self.cameras, self.regions = [], []
         for probe, row in zip(probes, means):
             signal = sum(v.signal for v in row)
@@ -194,34 +204,55 @@ class _Channels:
             self.cameras.append(camera)
             self.regions.append(regions(camera, axis, cam.target_radius_mm, annulus))
 
-    def measure(self, images):
-        """(A (C, N), noise variance (C,), background over the target (C,)) of
-        ``images[c][s]`` (_Variant per pair; the background is the channel's, taken from s = 0)."""
+    def measure(self, images, component: bool = False):
+        """(A (C, N), noise variance (C,), background over the target (C,)) of ``images[c][s]``
+        (_Variant per pair; the background is the channel's, taken from s = 0): the species'
+        contrasts and a background pixel's noise; ``component``: the species' and the
+        autofluorescence's (a last column) means over the target region and a target pixel's noise."""
         kappa = self.config.background.clutter
         rows, var, back = [], [], []
-        for camera, (target, ring), row in zip(self.cameras, self.regions, images):
+        for c, (camera, (target, ring), row) in enumerate(zip(self.cameras, self.regions, images)):
             total = sum(v.signal for v in row)
             total_e, background_e, _ = recorded(total, row[0].background, self.rate, camera)
-            # each species' share of the recorded (possibly clipped) signal, pixel by pixel
+            # each part's share of the recorded (possibly clipped) image, pixel by pixel
             share = [np.divide(v.signal, total, out=np.zeros_like(total), where=total > 0) for v in row]
-            rows.append([(total_e * f)[target].mean() - (total_e * f)[ring].mean() for f in share])
-            level = total_e[ring] + background_e[ring]
-            var.append(float((pixel_variance(level, camera) + (kappa * level) ** 2).mean()))
             back.append(float(background_e[target].mean()))
+            if not component:
+                rows.append([(total_e * f)[target].mean() - (total_e * f)[ring].mean() for f in share])
+                level = total_e[ring] + background_e[ring]
+            else:
+                leak = self.leakage[c] if row[0].leakage is None else row[0].leakage
+                background = row[0].background
+                af = np.divide(background - leak, background, out=np.zeros_like(background), where=background > 0)
+                rows.append([(total_e * f)[target].mean() for f in share] + [(background_e * af)[target].mean()])
+                level = total_e[target] + background_e[target]
+            var.append(float((pixel_variance(level, camera) + (kappa * level) ** 2).mean()))
         return np.array(rows), np.array(var), np.array(back)
+
+    def unmixed(self, images):
+        """The UnmixResult of ``images`` (species first; with the autofluorescence component last)."""
+        if not self.component:
+            A, var, _ = self.measure(images)
+            A = A * self.inside
+        else:
+            A, var, _ = self.measure(images, component=True)
+            A = A * np.append(self.inside, True)
+        return unmix(A, A.sum(axis=1), var), A, var
 
     def figures(self, images) -> np.ndarray:
         """[unmixed CNR (N), crosstalk (C x N), condition number] of ``images``."""
-        A, var, _ = self.measure(images)
-        A = A * self.inside
-        result = unmix(A, A.sum(axis=1), var)
+        result, A, var = self.unmixed(images)
+        n = len(self.inside)
+        contrast = self.measure(images)[0] * self.inside if self.component else A
         with np.errstate(invalid="ignore", divide="ignore"):
-            ct = crosstalk(np.clip(A, 0, None))
-        # the design figure of the species the channels are meant for (inf where they cannot be told apart)
-        cond = condition_number(A[:, self.inside], var) if self.inside.any() else math.nan
+            ct = crosstalk(np.clip(contrast, 0, None))
+        # the design figure of what is unmixed, for the species the channels are meant for (inf
+        # where they cannot be told apart)
+        used = np.append(self.inside, True) if self.component else self.inside
+        cond = condition_number(A[:, used], var) if self.inside.any() else math.nan
         # a species the channels cannot tell apart carries no information: CNR 0 (in a batch
         # variant; the mean reports it as not separable)
-        return np.concatenate([np.where(result.separable, result.cnr, 0.0), ct.ravel(), [cond]])
+        return np.concatenate([np.where(result.separable, result.cnr, 0.0)[:n], ct.ravel(), [cond]])
 
 
 def _errors(channels: _Channels, pairs, runs, means, size: int) -> np.ndarray:
@@ -239,7 +270,7 @@ def _errors(channels: _Channels, pairs, runs, means, size: int) -> np.ndarray:
             images = [list(row) for row in means]
             for c, s, run, variants in members:
                 if run.startswith("adjoint autofluorescence"):      # moves the channel's background
-                    images[c][0] = _Variant(images[c][0].signal, variants[k].background)
+                    images[c][0] = _Variant(images[c][0].signal, variants[k].background, images[c][0].leakage)
                 else:
                     images[c][s] = _Variant(variants[k].signal, images[c][s].background) if s else variants[k]
             values.append(channels.figures(images))

@@ -56,6 +56,7 @@ def test_auto_channels_are_one_per_species_around_its_peak_and_do_not_overlap():
      r"multiplex.channel\[0\].window_nm: the window contains the excitation"),
     (TWO_CHANNELS, [('sensor = "ingaas_standard"', 'sensor = "eye"')], r"multiplex.channel\[0\].sensor: 'eye'"),
     (FOUR + "zoom = 2", (), r"multiplex: unknown key\(s\) \['zoom'\]"),
+    (FOUR + 'autofluorescence = "unmixed"', (), r"multiplex.autofluorescence: 'unmixed' is not one of"),
 ])
 def test_bad_multiplex_tables_are_refused_naming_the_key(multiplex, replace, match):
     with pytest.raises(ConfigError, match=match):
@@ -88,6 +89,23 @@ def test_two_identical_channels_double_the_information_but_share_every_run(fast_
         image = next(i for i in result.images if i.depth_mm == depth.depth_mm)
         assert depth.cnr[0] == pytest.approx(math.sqrt(2) * image.metrics.cnr, rel=1e-9)
         assert depth.cnr_error[0] / depth.cnr[0] == pytest.approx(image.errors["cnr"] / image.metrics.cnr, rel=1e-6)
+
+
+def test_autofluorescence_as_a_component_needs_a_channel_of_its_own(fast_backend):
+    """With autofluorescence an unknown component, one channel cannot tell a species from it (not
+    separable, the reason naming it); a second channel can, at a CNR below the channels' own."""
+    one = 'species = ["cdtese_zns_800"]\nautofluorescence = "component"\n[[multiplex.channel]]\nname = "I"\n' \
+          'window_nm = [820, 900]\nsensor = "silicon_ccd_bidd"\n'
+    result = run_study(config(one), fast_backend)
+    for d in result.multiplex.depths:
+        assert not d.separable[0] and "autofluorescence" in d.reason[0] and math.isnan(d.cnr[0])
+    two = one + '[[multiplex.channel]]\nname = "II"\nwindow_nm = [1000, 1200]\nsensor = "ingaas_standard"\n'
+    cfg = config(two)
+    assert cfg.multiplex.autofluorescence == "component" and parse_config(cfg.to_toml()).to_toml() == cfg.to_toml()
+    mux = run_study(cfg, fast_backend).multiplex
+    for d in mux.depths:
+        assert d.separable[0] and np.isfinite(d.cnr_error[0]) and 0 < d.cnr[0]
+        assert d.cnr[0] ** 2 < np.sum((d.signal_e[:, 0] / d.noise_e) ** 2)
 
 
 def test_four_colours_crosstalk_unmixing_and_separable_depths(fast_backend, tmp_path):

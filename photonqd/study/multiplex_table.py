@@ -9,6 +9,7 @@ excitation, read through C detection channels (photonqd.multiplex runs it).
     channels = "auto"             # one per species (see auto_channels), or [[multiplex.channel]] tables
     sensor = "ingaas_standard"    # the "auto" channels' sensor
     crosstalk_depth_mm = 2.0      # the depth whose crosstalk matrix the table and plot show
+    autofluorescence = "subtracted"   # or "component" (see photonqd.multiplex)
 
     [[multiplex.channel]]         # instead of "auto": name, window_nm, sensor
     name = "1100"
@@ -37,7 +38,10 @@ MAX_SPECIES = 8
 MAX_CHANNELS = 12
 #: Gap (nm) an "auto" channel keeps from the excitation wavelength.
 EXCITATION_GAP_NM = 20.0
-KEYS = ("species", "concentration_uM", "channels", "channel", "sensor", "crosstalk_depth_mm")
+KEYS = ("species", "concentration_uM", "channels", "channel", "sensor", "crosstalk_depth_mm", "autofluorescence")
+#: How unmixing treats autofluorescence: removed with the background region's level (the contrast,
+#: as the study's CNR), or an extra component of the target region's light, its level unknown.
+AUTOFLUORESCENCE = ("subtracted", "component")
 SEPARATOR = " | "
 
 
@@ -56,6 +60,7 @@ class MultiplexSettings:
     concentration_uM: tuple[float, ...]
     channels: tuple[Channel, ...]
     crosstalk_depth_mm: float = 2.0
+    autofluorescence: str = "subtracted"
 
     def probe_name(self, channel: Channel, species: str) -> str:
         return f"{channel.name}{SEPARATOR}{species}"
@@ -63,7 +68,7 @@ class MultiplexSettings:
     def to_tables(self) -> tuple[dict, list[dict]]:
         """The [multiplex] table and its [[multiplex.channel]] tables, channels written out."""
         table = {"species": list(self.species), "concentration_uM": list(self.concentration_uM),
-                 "crosstalk_depth_mm": self.crosstalk_depth_mm}
+                 "crosstalk_depth_mm": self.crosstalk_depth_mm, "autofluorescence": self.autofluorescence}
         return table, [{"name": c.name, "window_nm": list(c.window_nm), "sensor": c.sensor} for c in self.channels]
 
 
@@ -137,7 +142,10 @@ def read_multiplex(table: dict, materials, excitation_nm: float) -> MultiplexSet
             raise ValueError("multiplex.channels: give channels = \"auto\" or [[multiplex.channel]] tables, not both")
         channels = _channels(given, materials, excitation_nm)
     depth = _number("multiplex.crosstalk_depth_mm", table.get("crosstalk_depth_mm", 2.0), 0.0, 1000.0)
-    return MultiplexSettings(tuple(species), concentration, channels, depth)
+    af = table.get("autofluorescence", "subtracted")
+    if af not in AUTOFLUORESCENCE:
+        raise ValueError(f"multiplex.autofluorescence: {af!r} is not one of {list(AUTOFLUORESCENCE)}")
+    return MultiplexSettings(tuple(species), concentration, channels, depth, af)
 
 
 def _channels(given, materials, excitation_nm: float) -> tuple[Channel, ...]:

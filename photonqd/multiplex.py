@@ -55,7 +55,8 @@ from .tallies import batch_mean_error
 from .unmixing import condition_number, crosstalk, unmix
 
 #: Why a species whose emission no channel's band holds (MIN_BAND_FRACTION) is not separable.
-OUTSIDE = f"outside every channel's band (less than {MIN_BAND_FRACTION:g} of its emission in any)"
+OUTSIDE = (f"outside every channel's band (less than {MIN_BAND_FRACTION:g} of its emission detected in any, "
+           "band times quantum efficiency)")
 
 
 @dataclass
@@ -176,6 +177,14 @@ def _depth(config, depth_mm: float, axis, probes, pairs, runs) -> MultiplexDepth
                           float(figures[-1]), float(errors[-1]))
 
 
+def detected_fraction(config, species: str, channel) -> float:
+    """The fraction of ``species``' emitted photons that ``channel`` would count if its filter
+    blocked everything outside its band: the emission in the band times the sensor's QE."""
+    grid = np.linspace(*channel.window_nm, 401)
+    pdf = config.quantum_dot(species).emission.pdf(grid) * config.sensor(channel.sensor).quantum_efficiency(grid)
+    return float(np.trapezoid(pdf, grid))
+
+
 def _named(reason: str, species) -> str:
     """photonqd.unmixing's reason with the species' names for its column indices."""
     return re.sub(r"species (\d+(?:, \d+)*)", lambda m: ", ".join(species[int(i)] for i in m.group(1).split(",")), reason)
@@ -189,8 +198,8 @@ class _Channels:
         self.config, self.rate = config, probes[0].excitation.photons_per_s
         mux = config.multiplex
         # a species seen only through the filters' out-of-band leakage counts as seen by no channel
-        self.inside = np.array([max(config.quantum_dot(s).emission.band_fraction(*ch.window_nm)
-                                    for ch in mux.channels) >= MIN_BAND_FRACTION for s in mux.species])
+        self.inside = np.array([max(detected_fraction(config, s, ch) for ch in mux.channels) >= MIN_BAND_FRACTION
+                                for s in mux.species])
         cam = config.camera
         self.component = mux.autofluorescence == "component"
         self.leakage = [row[0].leakage for row in means]

@@ -159,7 +159,13 @@ absorption_table = [[400, 2.0e6], [800, 3.0e5], [1100, 8.0e4], [1200, 1.0e3]]
      'exciton_nm = 1250\nexciton_fwhm_ev = 0.1', (), r"quantum_dot.q.quantum_yield: missing"),
     ('[quantum_dot.q]\nemission_peak_nm = 1300\nemission_fwhm_nm = 100\nquantum_yield = 1.5\n'
      'absorption = "moreels2009"\nexciton_nm = 1250\nexciton_fwhm_ev = 0.1', (),
-     r"quantum_dot.q.quantum_yield: must be a number in \[0, 1\], got 1.5"),
+     r"quantum_dot.q.quantum_yield: must be a number in \[1e-09, 1\], got 1.5"),
+    ('[quantum_dot.q]\nemission_peak_nm = 1300\nemission_fwhm_nm = 100\nquantum_yield = 0.1\n'
+     'absorption = "moreels2009"\nexciton_nm = 2500\nexciton_fwhm_ev = 0.1', (),
+     r"quantum_dot.q.exciton_nm: must be a number in \[925.6, 1974.4\]"),          # Moreels' sizes: 3-9 nm
+    ('[quantum_dot.q]\nemission_peak_nm = 1300\nemission_fwhm_nm = 100\nquantum_yield = 0.1\n'
+     'absorption = "yu2003"\nmaterial = "CdTe"\nexciton_nm = 1100\nexciton_fwhm_ev = 0.1\nanchor_nm = 400\n'
+     'anchor_epsilon = 1e6', (), r"quantum_dot.q.exciton_nm: must be a number in \[500, 710\]"),
     ('[quantum_dot.q]\nemission_peak_nm = 1300\nemission_fwhm_nm = 100\nquantum_yield = 0.1\n'
      'absorption = "guess"', (), r"quantum_dot.q.absorption: 'guess' is not one of"),
     ('[quantum_dot.q]\nemission_peak_nm = 1300\nemission_fwhm_nm = 100\nquantum_yield = 0.1\n'
@@ -179,7 +185,13 @@ absorption_table = [[400, 2.0e6], [800, 3.0e5], [1100, 8.0e4], [1200, 1.0e3]]
     ('[tissue.t]\nblood = 0.1\nsaturation = 0.7\nwater = 0.5\nfat = 0\nmelanin = 0\ng = 0.9\nn = 1.4', (),
      r"tissue.t.scattering: None is not one of"),
     ('[tissue.t]\nlike = "dermis"\nwater = 1.5', (), r"tissue.t.water: must be a number in \[0, 1\]"),
-    ('[tissue.t]\nlike = "dermis"\nwater = 0.9\nfat = 0.5', (), r"tissue.t.blood\*.*sum to at most 1"),
+    ('[tissue.t]\nlike = "dermis"\nwater = 0.9\nfat = 0.5', (),
+     r"tissue.t: blood\*.*sum to at most 1 \(with the values of dermis for those not set\)"),
+    ('[tissue.t]\nlike = "dermis"\nscattering = "power"\nscattering_a_per_mm = 2\nscattering_b = 1\n'
+     'scattering_valid_nm = [1700, 400]', (), r"tissue.t.scattering_valid_nm: low must be below high"),
+    ('[sensor.s]\nlike = "ingaas_standard"\nbit_depth = 12.7', (), r"sensor.s.bit_depth: must be a whole number"),
+    ('[sensor.s]\nlike = "ingaas_standard"\nqe_table = [[400, 0.5], [1000, 0.5]]',
+     [('sensor = "ingaas_standard"', 'sensor = "s"')], r"probe\[1\].sensor: s has no quantum efficiency in the window"),
     ('[tissue.t]\nlike = "dermis"\nautofluorescence = "bone"', (), r"tissue.t.autofluorescence: \"none\" or"),
     ('', [("voxel_size = [0.5, 0.5, 0.25]", 'voxel_size = [0.5, 0.5, 0.25]\nlayers = [["skn", 1.0]]')],
      r"phantom.layers: 'skn' is neither a tissue preset nor a \[tissue.NAME\] table"),

@@ -57,6 +57,9 @@ def test_auto_channels_are_one_per_species_around_its_peak_and_do_not_overlap():
     (TWO_CHANNELS, [('sensor = "ingaas_standard"', 'sensor = "eye"')], r"multiplex.channel\[0\].sensor: 'eye'"),
     (FOUR + "zoom = 2", (), r"multiplex: unknown key\(s\) \['zoom'\]"),
     (FOUR + 'autofluorescence = "unmixed"', (), r"multiplex.autofluorescence: 'unmixed' is not one of"),
+    (FOUR + 'autofluorescence = "component"', (), r"multiplex.autofluorescence: .* got 4 channels for 4 species"),
+    ('species = ["pbs_cds_1100", "pbs_cds_1300"]\nsensor = "silicon_ccd_bidd"', (),
+     r"multiplex.sensor: silicon_ccd_bidd has no quantum efficiency in channel '1295 nm'"),
 ])
 def test_bad_multiplex_tables_are_refused_naming_the_key(multiplex, replace, match):
     with pytest.raises(ConfigError, match=match):
@@ -96,9 +99,9 @@ def test_autofluorescence_as_a_component_needs_a_channel_of_its_own(fast_backend
     separable, the reason naming it); a second channel can, at a CNR below the channels' own."""
     one = 'species = ["cdtese_zns_800"]\nautofluorescence = "component"\n[[multiplex.channel]]\nname = "I"\n' \
           'window_nm = [820, 900]\nsensor = "silicon_ccd_bidd"\n'
-    result = run_study(config(one), fast_backend)
-    for d in result.multiplex.depths:
-        assert not d.separable[0] and "autofluorescence" in d.reason[0] and math.isnan(d.cnr[0])
+    with pytest.raises(ConfigError, match=r'multiplex.autofluorescence: "component" .* needs more channels than '
+                                          r"species; got 1 channels for 1 species"):
+        config(one)
     two = one + '[[multiplex.channel]]\nname = "II"\nwindow_nm = [1000, 1200]\nsensor = "ingaas_standard"\n'
     cfg = config(two)
     assert cfg.multiplex.autofluorescence == "component" and parse_config(cfg.to_toml()).to_toml() == cfg.to_toml()
@@ -132,6 +135,28 @@ def test_four_colours_crosstalk_unmixing_and_separable_depths(fast_backend, tmp_
     loaded, _ = load(tmp_path / "r.h5")
     assert format_multiplex(loaded.multiplex) == format_multiplex(mux)
     assert np.array_equal(loaded.multiplex.depths[1].covariance, mux.depths[1].covariance)
+
+
+def test_a_channel_takes_the_tables_sensor_and_auto_channels_stay_in_the_allowed_windows():
+    cfg = config('species = ["pbs_cds_1100"]\nsensor = "silicon_ccd_bidd"\n[[multiplex.channel]]\nname = "a"\n'
+                 'window_nm = [1000, 1100]\n')
+    assert cfg.multiplex.channels[0].sensor == "silicon_ccd_bidd"
+    far = ('species = ["far"]\n', [("[multiplex]", '[quantum_dot.far]\nemission_peak_nm = 1950\n'
+                                                    'emission_fwhm_nm = 150\nquantum_yield = 0.1\n'
+                                                    'absorption = "moreels2009"\nexciton_nm = 1900\n'
+                                                    'exciton_fwhm_ev = 0.1\n\n[multiplex]')])
+    with pytest.raises(ConfigError, match=r"multiplex.sensor: ingaas_standard has no quantum efficiency in channel "
+                                          r"'1946 nm' \(1874-2000 nm\)"):      # the band cut at 2000 nm
+        config(*far)
+
+
+def test_a_species_its_channels_pass_but_cannot_detect_is_outside(fast_backend):
+    """pbs_cds_1300 puts 3 % of its emission into a 1000-1200 nm band, but a silicon sensor
+    detects 2e-5 of it there (its QE ends near 1100 nm): outside every channel, not separable."""
+    two = 'species = ["pbs_cds_1100", "pbs_cds_1300"]\n[[multiplex.channel]]\nname = "Si"\nwindow_nm = [1000, 1200]\n' \
+          'sensor = "silicon_ccd_bidd"\n[[multiplex.channel]]\nname = "b"\nwindow_nm = [1550, 1650]\n'
+    for d in run_study(config(two), fast_backend).multiplex.depths:
+        assert list(d.separable) == [True, False] and d.reason[1] == OUTSIDE
 
 
 def test_a_species_outside_every_channel_is_not_separable_not_zero(fast_backend):

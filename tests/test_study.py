@@ -38,6 +38,13 @@ beam_radius_mm = 2
 """ + SMALL_CAMERA_AND_PROBES
 
 
+def test_a_photon_override_above_the_adjoint_cap_reads_back():
+    """--photons above max_adjoint_photons raises the cap: the stored configuration must parse."""
+    cfg = parse_config(SMALL.replace('method = "forward"', 'method = "adjoint"'), photons=5_000_000)
+    assert cfg.max_adjoint_photons == cfg.adjoint_photons == 5_000_000
+    assert parse_config(cfg.to_toml()).to_toml() == cfg.to_toml()
+
+
 def test_default_config_is_valid():
     cfg = parse_config(default_config_text())
     assert [p.name for p in cfg.probes] == ["NIR-I", "NIR-II", "NIR-IIb"]

@@ -99,6 +99,14 @@ def test_vacated_voxels_take_the_surrounding_tissue_where_the_volume_is_not_laye
         volume.scene(1.1)                   # z = 10, 11: outside the volume
 
 
+def test_the_camera_must_see_only_the_volume_over_an_off_centre_target(tmp_path):
+    labels = phantom.skin_tumour(depth_mm=2.0, **GRID).labels
+    np.save(tmp_path / "shifted.npy", np.roll(labels, -6, axis=0))            # the target 3 mm off centre
+    with pytest.raises(ConfigError, match=r"camera.field_of_view_mm: 6 mm centred over the target at \(2.*"
+                                          r"reaches beyond the volume's 10 x 10 mm face"):
+        parse_config(from_file("shifted.npy"), base_dir=tmp_path)
+
+
 def test_a_target_mask_file_and_an_hdf5_dataset(tmp_path):
     path = skin_file(tmp_path, "skin.h5")
     mask = phantom.skin_tumour(depth_mm=2.0, **GRID).target

@@ -356,6 +356,16 @@ def _check_camera_fits(camera: CameraSettings, size) -> None:
                           "of view lies in it; use more pixels or a wider annulus")
 
 
+def _check_camera_over_volume(camera: CameraSettings, volume) -> None:
+    """The camera, centred over a label volume's target, sees only the volume's face."""
+    centre = (np.argwhere(volume.target)[:, :2].mean(axis=0) + 0.5) * np.asarray(volume.voxel_size[:2])
+    half, size = camera.field_of_view_mm / 2, np.asarray(volume.size_mm[:2])
+    if np.any(centre - half < -1e-9) or np.any(centre + half > size + 1e-9):
+        raise ConfigError(f"camera.field_of_view_mm: {camera.field_of_view_mm:g} mm centred over the target at "
+                          f"({centre[0]:g}, {centre[1]:g}) mm reaches beyond the volume's {size[0]:g} x {size[1]:g} mm "
+                          "face; use a smaller field of view or a volume with the target further from its sides")
+
+
 def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSettings, materials: Materials) -> None:
     """The window excludes the probe's excitation and passes enough of the QD's emission."""
     wavelength = excitation.wavelength_nm if probe.excitation_nm is None else probe.excitation_nm
@@ -366,6 +376,9 @@ def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSetti
         raise ConfigError(f"{key_path}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
                           f"{probe.quantum_dot}'s emission (at least {MIN_BAND_FRACTION:g} needed); "
                           "choose a window over the QD's emission band")
+    if not materials.sensor(probe.sensor).quantum_efficiency(np.linspace(*probe.window_nm, 201)).max() > 0:
+        raise ConfigError(f"{key_path}.sensor: {probe.sensor} has no quantum efficiency in the window "
+                          f"{list(probe.window_nm)} nm; choose a sensor that sees it")
 
 
 def _check_optics_available(tissues: dict, excitation: ExcitationSettings, probes: list) -> None:
@@ -574,6 +587,7 @@ def parse_config(text: str, photons: int | None = None, base_dir=None, read_file
             n = n_em = n_adj = _number("--photons", photons, 1, 2**31 - 1, integer=True)
         n_corr = max(n_adj, 100)
         n_max = min(int(ratio * n_em), 2**31 - 1)
+        n_adj_max = max(n_adj_max, n_adj)      # a stored configuration must read back
         if method == "adjoint" and n < 10 * 10:
             raise ConfigError("--photons: the adjoint study needs at least 100 (10 batches of 10)")
 
@@ -602,6 +616,8 @@ def parse_config(text: str, photons: int | None = None, base_dir=None, read_file
     background = _build("background", BackgroundSettings, _section(raw, "background"))
     if size is not None:
         _check_camera_fits(camera, size)
+    if volume is not None:
+        _check_camera_over_volume(camera, volume)
 
     multiplex, probes = None, []
     if "multiplex" in raw:

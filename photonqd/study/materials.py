@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from ..camera import BINNING_MODES, Sensor, sensor_names, sensor_preset
 from ..optics import (ExcitonAbsorption, GaussianEmission, JacquesScattering, PowerLawScattering, QuantumDot,
                       Spectrum, TabulatedEmission, Tissue, preset_names, qd_preset, qd_preset_names,
                       tissue_preset, yu2003_diameter_nm, yu2003_epsilon)
-from ..optics.quantum_dots import YU_2003, YU_2003_DIAMETER, moreels2009_absorption
+from ..optics.quantum_dots import (HC_EV_NM, MOREELS_2009_VALID_D_NM, YU_2003, YU_2003_DIAMETER, YU_2003_VALID_NM,
+                                   moreels2009_absorption, moreels2009_bandgap_ev)
 
 #: The configuration tables of each kind, by their TOML name.
 KINDS = ("quantum_dot", "tissue", "sensor")
@@ -51,6 +53,9 @@ TISSUE_KEYS = {"like", "source", *TISSUE_FRACTIONS, "g", "n", "scattering", "sca
 SENSOR_NUMBERS = {"read_noise_e": (0, 1e6), "dark_current_e_per_s": (0, 1e9), "pixel_pitch_um": (1e-3, 1e4),
                   "full_well_e": (1, 1e12), "register_well_e": (1, 1e12)}
 SENSOR_KEYS = {"like", "source", "qe_table", "binning", "bit_depth", *SENSOR_NUMBERS}
+#: First-exciton wavelengths (nm) of the PbS cores Moreels 2009 measured (diameters 3-9 nm).
+MOREELS_2009_EXCITON_NM = tuple(round(HC_EV_NM / float(moreels2009_bandgap_ev(d)), 1)
+                                for d in MOREELS_2009_VALID_D_NM)
 USER = "defined in the study configuration"
 
 
@@ -193,7 +198,7 @@ def _with(table: dict, key: str, value) -> dict:
 def _quantum_dot(name: str, table: dict, where: str, base_dir, _materials) -> tuple[QuantumDot, dict]:
     _unknown(table, QD_KEYS, where)
     _require(table, ["quantum_yield"], where, "a QD")
-    qy = _number(f"{where}.quantum_yield", table["quantum_yield"], 0.0, 1.0)
+    qy = _number(f"{where}.quantum_yield", table["quantum_yield"], 1e-9, 1.0)
     lifetime = _number(f"{where}.lifetime_ns", table["lifetime_ns"], 1e-6, 1e9) if "lifetime_ns" in table else None
     emission, table = _emission(table, where, base_dir)
     absorption, sizing, table = _absorption(name, table, where, base_dir)
@@ -238,7 +243,10 @@ def _absorption(name: str, table: dict, where: str, base_dir):
         eps = read_spectrum(f"{where}.absorption_table", table["absorption_table"], base_dir, 1e-30, 1e12)
         spectrum = Spectrum(f"epsilon_{name}", eps[:, 0], eps[:, 1], "M^-1 cm^-1", source=name, citation=USER)
         return spectrum, None, _with(table, "absorption_table", eps)
-    exciton = _number(f"{where}.exciton_nm", table["exciton_nm"], 300.0, 3000.0)
+    # the sizing curves are fits over measured sizes: outside them a user's QD is not described
+    lo, hi = MOREELS_2009_EXCITON_NM if kind == "moreels2009" else \
+        YU_2003_VALID_NM.get(table.get("material"), (300.0, 3000.0)) if kind == "yu2003" else (300.0, 3000.0)
+    exciton = _number(f"{where}.exciton_nm", table["exciton_nm"], lo, hi)
     fwhm = _number(f"{where}.exciton_fwhm_ev", table["exciton_fwhm_ev"], 1e-3, 5.0)
     if kind == "moreels2009":
         return (*moreels2009_absorption(exciton, fwhm, name), table)
@@ -286,8 +294,10 @@ def _tissue(name: str, table: dict, where: str, _base_dir, materials: Materials)
         sources[f"{name}.source"] = str(table["source"])
     try:
         tissue = dataclasses.replace(tissue_preset(like), name=name, **fields) if like else Tissue(name=name, **fields)
-    except ValueError as err:
-        raise MaterialError(f"{where}.{err}") from None
+    except ValueError as err:       # Tissue names the field, except for the sum of the fractions
+        named = re.match(r"[a-z_]+: ", str(err))
+        raise MaterialError(f"{where}.{err}" if named else f"{where}: {err}" +
+                            (f" (with the values of {like} for those not set)" if like else "")) from None
     if like:          # the values the table sets are no longer the preset's typical ones
         tissue = dataclasses.replace(tissue, sources={**tissue.sources, **sources},
                                      typical={k: v for k, v in tissue.typical.items() if k not in fields})
@@ -313,6 +323,8 @@ def _scattering(name: str, table: dict, where: str):
     if not isinstance(valid, list) or len(valid) != 2:
         raise MaterialError(f"{where}.scattering_valid_nm: expected [low, high] nm, got {valid!r}")
     valid = tuple(_number(f"{where}.scattering_valid_nm", v, *SPECTRUM_NM) for v in valid)
+    if not valid[0] < valid[1]:
+        raise MaterialError(f"{where}.scattering_valid_nm: low must be below high, got {list(valid)}")
     citation = str(table.get("source", USER))
     if kind == "power":
         return PowerLawScattering(a, b, valid, source=f"{name}_scattering", citation=citation)
@@ -344,7 +356,10 @@ def _sensor(name: str, table: dict, where: str, base_dir, _materials) -> tuple[S
             raise MaterialError(f"{where}.binning: must be one of {list(BINNING_MODES)}, got {table['binning']!r}")
         fields["binning"] = table["binning"]
     if "bit_depth" in table:
-        fields["bit_depth"] = int(_number(f"{where}.bit_depth", table["bit_depth"], 1, 32))
+        bits = _number(f"{where}.bit_depth", table["bit_depth"], 1, 32)
+        if not bits.is_integer():
+            raise MaterialError(f"{where}.bit_depth: must be a whole number of bits in [1, 32], got {table['bit_depth']!r}")
+        fields["bit_depth"] = int(bits)
     sources = {"definition": USER + (f", starting from the {like} preset" if like else "")}
     if "source" in table:
         sources["source"] = str(table["source"])

@@ -7,7 +7,7 @@ excitation, read through C detection channels (photonqd.multiplex runs it).
     species = ["pbs_cds_1100", "ag2s_1200", "pbs_cds_1300", "pbs_cds_1550"]   # presets or [quantum_dot.*]
     concentration_uM = 0.1        # of each species in the target (or one number per species)
     channels = "auto"             # one per species (see auto_channels), or [[multiplex.channel]] tables
-    sensor = "ingaas_standard"    # the "auto" channels' sensor
+    sensor = "ingaas_standard"    # every channel's unless it names its own
     crosstalk_depth_mm = 2.0      # the depth whose crosstalk matrix the table and plot show
     autofluorescence = "subtracted"   # or "component" (see photonqd.multiplex)
 
@@ -36,6 +36,8 @@ import numpy as np
 #: but each costs adjoint runs).
 MAX_SPECIES = 8
 MAX_CHANNELS = 12
+#: Windows a channel may have (nm), as a probe's.
+WINDOW_NM = (300.0, 2000.0)
 #: Gap (nm) an "auto" channel keeps from the excitation wavelength.
 EXCITATION_GAP_NM = 20.0
 KEYS = ("species", "concentration_uM", "channels", "channel", "sensor", "crosstalk_depth_mm", "autofluorescence")
@@ -103,10 +105,11 @@ def auto_channels(species, materials, excitation_nm: float, sensor: str) -> tupl
             hi = min(hi, 0.5 * (peak + bands[i + 1][0][0]))
         if lo <= excitation_nm + EXCITATION_GAP_NM <= hi or (lo < excitation_nm < hi):
             lo = excitation_nm + EXCITATION_GAP_NM
+        lo, hi = max(lo, WINDOW_NM[0]), min(hi, WINDOW_NM[1])
         if not lo < hi:
             raise ValueError(f"multiplex.channels: no \"auto\" channel fits {name} (its band lies within "
-                             f"{EXCITATION_GAP_NM:g} nm of the excitation or under a neighbour's); give "
-                             "[[multiplex.channel]] tables")
+                             f"{EXCITATION_GAP_NM:g} nm of the excitation, under a neighbour's or outside "
+                             f"{WINDOW_NM[0]:g}-{WINDOW_NM[1]:g} nm); give [[multiplex.channel]] tables")
         channels.append(Channel(f"{peak:.0f} nm", (round(lo, 1), round(hi, 1)), sensor))
     return tuple(channels)
 
@@ -140,15 +143,24 @@ def read_multiplex(table: dict, materials, excitation_nm: float) -> MultiplexSet
     else:
         if "channels" in table:
             raise ValueError("multiplex.channels: give channels = \"auto\" or [[multiplex.channel]] tables, not both")
-        channels = _channels(given, materials, excitation_nm)
+        channels = _channels(given, materials, excitation_nm, sensor)
+    for i, ch in enumerate(channels):
+        if not materials.sensor(ch.sensor).quantum_efficiency(np.linspace(*ch.window_nm, 201)).max() > 0:
+            where = "multiplex.sensor" if given is None or "sensor" not in given[i] else f"multiplex.channel[{i}].sensor"
+            raise ValueError(f"{where}: {ch.sensor} has no quantum efficiency in channel {ch.name!r} "
+                             f"({ch.window_nm[0]:g}-{ch.window_nm[1]:g} nm); choose a sensor that sees it")
     depth = _number("multiplex.crosstalk_depth_mm", table.get("crosstalk_depth_mm", 2.0), 0.0, 1000.0)
     af = table.get("autofluorescence", "subtracted")
     if af not in AUTOFLUORESCENCE:
         raise ValueError(f"multiplex.autofluorescence: {af!r} is not one of {list(AUTOFLUORESCENCE)}")
+    if af == "component" and len(channels) <= len(species):
+        raise ValueError(f"multiplex.autofluorescence: \"component\" unmixes autofluorescence as one more "
+                         f"component and needs more channels than species; got {len(channels)} channels for "
+                         f"{len(species)} species (add a [[multiplex.channel]] for it)")
     return MultiplexSettings(tuple(species), concentration, channels, depth, af)
 
 
-def _channels(given, materials, excitation_nm: float) -> tuple[Channel, ...]:
+def _channels(given, materials, excitation_nm: float, sensor: str) -> tuple[Channel, ...]:
     if not isinstance(given, list) or not 1 <= len(given) <= MAX_CHANNELS:
         raise ValueError(f"multiplex.channel: expected 1 to {MAX_CHANNELS} [[multiplex.channel]] tables")
     out = []
@@ -165,15 +177,15 @@ def _channels(given, materials, excitation_nm: float) -> tuple[Channel, ...]:
         window = ch.get("window_nm")
         if not isinstance(window, list) or len(window) != 2:
             raise ValueError(f"{where}.window_nm: expected [low, high] nm, got {window!r}")
-        lo, hi = (_number(f"{where}.window_nm", v, 300.0, 2000.0) for v in window)
+        lo, hi = (_number(f"{where}.window_nm", v, *WINDOW_NM) for v in window)
         if not lo < hi:
             raise ValueError(f"{where}.window_nm: low must be below high, got {window!r}")
         if lo <= excitation_nm <= hi:
             raise ValueError(f"{where}.window_nm: the window contains the excitation wavelength ({excitation_nm:g} nm)")
-        sensor = ch.get("sensor", "ingaas_standard")
-        if sensor not in materials.sensor_names():
-            raise ValueError(f"{where}.sensor: {sensor!r} is not one of {materials.sensor_names()}")
-        out.append(Channel(name, (lo, hi), sensor))
+        own = ch.get("sensor", sensor)
+        if own not in materials.sensor_names():
+            raise ValueError(f"{where}.sensor: {own!r} is not one of {materials.sensor_names()}")
+        out.append(Channel(name, (lo, hi), own))
     if len({c.name for c in out}) != len(out):
         raise ValueError("multiplex.channel: names must be unique")
     return tuple(out)

@@ -632,13 +632,13 @@ def _targets(config, first, fields: StudyFields) -> dict:
     return out
 
 
-def _all_depths(config, fields: StudyFields, targets: dict, corrected, corrections: dict) -> list:
+def _all_depths(config, fields: StudyFields, targets: dict, corrected, corrections: dict, probes=None) -> list:
     """Images of every probe at every depth; the target corrections (photonqd.target_correction)
     of the ``corrected`` depths are run once per depth, on the first call, and kept in
-    ``corrections``."""
+    ``corrections``. ``probes``: the ProbeDepths of config.probes, if the caller has them."""
     from .target_correction import run_correction
 
-    probes = [ProbeDepths(config, fields, p, fields.voxel) for p in config.probes]
+    probes = probes or [ProbeDepths(config, fields, p, fields.voxel) for p in config.probes]
     images = []
     for depth, (scene, voxels) in targets.items():
         start = time.perf_counter()

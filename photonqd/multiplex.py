@@ -125,9 +125,9 @@ def run_multiplex(config, backend=None, progress=None):
     contrasted = contrasted_depths(config, fields, targets)
     corrected = {"all": list(targets), "contrasted": contrasted, "none": []}[config.correction]
     corrections = {}
-    result = StudyResult(config, _all_depths(config, fields, targets, corrected, corrections))
-    _record_fields(result.provenance, fields, result, config, contrasted, corrected)
     probes = {p.name: ProbeDepths(config, fields, p, fields.voxel) for p in config.probes}
+    result = StudyResult(config, _all_depths(config, fields, targets, corrected, corrections, list(probes.values())))
+    _record_fields(result.provenance, fields, result, config, contrasted, corrected)
     settings = config.multiplex
     out = MultiplexResult(settings.species, settings.channels, threshold=config.threshold, z=config.z,
                           crosstalk_depth_mm=settings.crosstalk_depth_mm)

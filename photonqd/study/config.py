@@ -376,7 +376,7 @@ def _check_probe_window(key_path: str, probe: Probe, excitation: ExcitationSetti
         raise ConfigError(f"{key_path}.window_nm: {list(probe.window_nm)} nm passes {passed:.2g} of "
                           f"{probe.quantum_dot}'s emission (at least {MIN_BAND_FRACTION:g} needed); "
                           "choose a window over the QD's emission band")
-    if not materials.sensor(probe.sensor).quantum_efficiency(np.linspace(*probe.window_nm, 201)).max() > 0:
+    if not materials.sees(probe.sensor, probe.window_nm):
         raise ConfigError(f"{key_path}.sensor: {probe.sensor} has no quantum efficiency in the window "
                           f"{list(probe.window_nm)} nm; choose a sensor that sees it")
 

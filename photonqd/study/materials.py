@@ -85,6 +85,10 @@ class Materials:
         generators build presets themselves)."""
         return self.tissues.get(name, name)
 
+    def sees(self, sensor: str, window_nm) -> bool:
+        """Whether ``sensor`` has quantum efficiency anywhere in ``window_nm`` (a channel it can read)."""
+        return bool(self.sensor(sensor).quantum_efficiency(np.linspace(*window_nm, 201)).max() > 0)
+
     def quantum_dot_names(self) -> list[str]:
         return qd_preset_names() + list(self.quantum_dots)
 
@@ -123,7 +127,8 @@ def read_materials(raw: dict, base_dir: Path | None) -> Materials:
 
 
 # --- values -----------------------------------------------------------------------------------------
-def _number(where: str, value, lo: float, hi: float) -> float:
+def check_number(where: str, value, lo: float, hi: float) -> float:
+    """``value`` as a float in [lo, hi], or a ValueError naming ``where`` and the range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or not lo <= value <= hi:
         raise MaterialError(f"{where}: must be a number in [{lo:g}, {hi:g}], got {value!r}")
@@ -136,7 +141,8 @@ def _require(table: dict, keys, where: str, why: str) -> None:
         raise MaterialError(f"{where}.{missing[0]}: missing ({why} needs {', '.join(keys)})")
 
 
-def _unknown(table: dict, known, where: str) -> None:
+def unknown_keys(table: dict, known, where: str) -> None:
+    """A ValueError naming the keys of ``table`` that are not ``known``."""
     extra = sorted(set(table) - set(known))
     if extra:
         raise MaterialError(f"{where}: unknown key(s) {extra}; allowed: {sorted(known)}")
@@ -157,7 +163,7 @@ def read_spectrum(where: str, value, base_dir: Path | None, lo: float, hi: float
         raise MaterialError(f"{where}: expected a file name or [[wavelength nm, value], ...], got {value!r}")
     if len(rows) < 2 or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in rows):
         raise MaterialError(f"{where}: expected at least two rows of two numbers (wavelength nm, value)")
-    table = np.array([[_number(f"{where} row {i + 1}", v, -math.inf, math.inf) for v in r]
+    table = np.array([[check_number(f"{where} row {i + 1}", v, -math.inf, math.inf) for v in r]
                       for i, r in enumerate(rows)], dtype=np.float64)
     wl, values = table[:, 0], table[:, 1]
     if np.any(np.diff(wl) <= 0) or wl[0] < SPECTRUM_NM[0] or wl[-1] > SPECTRUM_NM[1]:
@@ -196,10 +202,10 @@ def _with(table: dict, key: str, value) -> dict:
 
 # --- quantum dots -----------------------------------------------------------------------------------
 def _quantum_dot(name: str, table: dict, where: str, base_dir, _materials) -> tuple[QuantumDot, dict]:
-    _unknown(table, QD_KEYS, where)
+    unknown_keys(table, QD_KEYS, where)
     _require(table, ["quantum_yield"], where, "a QD")
-    qy = _number(f"{where}.quantum_yield", table["quantum_yield"], 1e-9, 1.0)
-    lifetime = _number(f"{where}.lifetime_ns", table["lifetime_ns"], 1e-6, 1e9) if "lifetime_ns" in table else None
+    qy = check_number(f"{where}.quantum_yield", table["quantum_yield"], 1e-9, 1.0)
+    lifetime = check_number(f"{where}.lifetime_ns", table["lifetime_ns"], 1e-6, 1e9) if "lifetime_ns" in table else None
     emission, table = _emission(table, where, base_dir)
     absorption, sizing, table = _absorption(name, table, where, base_dir)
     sources = {"definition": USER}
@@ -222,8 +228,8 @@ def _emission(table: dict, where: str, base_dir):
             raise MaterialError(f"{where}.emission_table: needs a value > 0")
         return TabulatedEmission(spectrum[:, 0], spectrum[:, 1]), _with(table, "emission_table", spectrum)
     _require(table, ["emission_peak_nm", "emission_fwhm_nm"], where, "a Gaussian emission")
-    peak = _number(f"{where}.emission_peak_nm", table["emission_peak_nm"], *SPECTRUM_NM)
-    fwhm = _number(f"{where}.emission_fwhm_nm", table["emission_fwhm_nm"], 1e-3, 2 * peak - 1e-3)
+    peak = check_number(f"{where}.emission_peak_nm", table["emission_peak_nm"], *SPECTRUM_NM)
+    fwhm = check_number(f"{where}.emission_fwhm_nm", table["emission_fwhm_nm"], 1e-3, 2 * peak - 1e-3)
     return GaussianEmission(peak, fwhm), table
 
 
@@ -246,12 +252,12 @@ def _absorption(name: str, table: dict, where: str, base_dir):
     # the sizing curves are fits over measured sizes: outside them a user's QD is not described
     lo, hi = MOREELS_2009_EXCITON_NM if kind == "moreels2009" else \
         YU_2003_VALID_NM.get(table.get("material"), (300.0, 3000.0)) if kind == "yu2003" else (300.0, 3000.0)
-    exciton = _number(f"{where}.exciton_nm", table["exciton_nm"], lo, hi)
-    fwhm = _number(f"{where}.exciton_fwhm_ev", table["exciton_fwhm_ev"], 1e-3, 5.0)
+    exciton = check_number(f"{where}.exciton_nm", table["exciton_nm"], lo, hi)
+    fwhm = check_number(f"{where}.exciton_fwhm_ev", table["exciton_fwhm_ev"], 1e-3, 5.0)
     if kind == "moreels2009":
         return (*moreels2009_absorption(exciton, fwhm, name), table)
-    anchor = (_number(f"{where}.anchor_nm", table["anchor_nm"], SPECTRUM_NM[0], exciton - 1e-6),
-              _number(f"{where}.anchor_epsilon", table["anchor_epsilon"], 1e-30, 1e12))
+    anchor = (check_number(f"{where}.anchor_nm", table["anchor_nm"], SPECTRUM_NM[0], exciton - 1e-6),
+              check_number(f"{where}.anchor_epsilon", table["anchor_epsilon"], 1e-30, 1e12))
     if kind == "yu2003":
         material = table["material"]
         if material not in YU_2003_DIAMETER:
@@ -263,26 +269,26 @@ def _absorption(name: str, table: dict, where: str, base_dir):
         eps = float(yu2003_epsilon(material, diameter))
         sizing = f"{YU_2003}: {material} core d = {diameter:.2f} nm from the first exciton, its exciton eps"
     else:
-        eps, sizing = _number(f"{where}.exciton_epsilon", table["exciton_epsilon"], 1e-30, 1e12), None
+        eps, sizing = check_number(f"{where}.exciton_epsilon", table["exciton_epsilon"], 1e-30, 1e12), None
     return ExcitonAbsorption(exciton, eps, fwhm, (anchor,), source=name), sizing, table
 
 
 # --- tissues ----------------------------------------------------------------------------------------
 def _tissue(name: str, table: dict, where: str, _base_dir, materials: Materials) -> tuple[Tissue, dict]:
-    _unknown(table, TISSUE_KEYS, where)
+    unknown_keys(table, TISSUE_KEYS, where)
     like = table.get("like")
     if like is not None and like not in preset_names():
         raise MaterialError(f"{where}.like: {like!r} is not a tissue preset; choose from {preset_names()}")
     fields = {}
     for key in TISSUE_FRACTIONS:
         if key in table:
-            fields[key] = _number(f"{where}.{key}", table[key], 0.0, 1.0)
+            fields[key] = check_number(f"{where}.{key}", table[key], 0.0, 1.0)
         elif like is None:
             raise MaterialError(f"{where}.{key}: missing (a tissue without like = \"preset\" needs "
                                 f"{', '.join(TISSUE_FRACTIONS)}, g, n and a scattering law)")
     for key, lo, hi in (("g", 0.0, 0.9999), ("n", 1.0, 3.0)):
         if key in table:
-            fields[key] = _number(f"{where}.{key}", table[key], lo, hi)
+            fields[key] = check_number(f"{where}.{key}", table[key], lo, hi)
         elif like is None:
             raise MaterialError(f"{where}.{key}: missing (a tissue without like needs it)")
     if "scattering" in table or like is None:
@@ -317,24 +323,24 @@ def _scattering(name: str, table: dict, where: str):
         raise MaterialError(f"{where}.scattering: {kind!r} is not one of {sorted(SCATTERING_KEYS)} "
                             "(power: mus' = a (lambda/500 nm)^-b; jacques: Jacques 2013 eq. 2)")
     _require(table, SCATTERING_KEYS[kind], where, f"scattering = {kind!r}")
-    a = _number(f"{where}.scattering_a_per_mm", table["scattering_a_per_mm"], 1e-9, 1e4)
-    b = _number(f"{where}.scattering_b", table["scattering_b"], 0.0, 10.0)
+    a = check_number(f"{where}.scattering_a_per_mm", table["scattering_a_per_mm"], 1e-9, 1e4)
+    b = check_number(f"{where}.scattering_b", table["scattering_b"], 0.0, 10.0)
     valid = table.get("scattering_valid_nm", [400.0, 1700.0])
     if not isinstance(valid, list) or len(valid) != 2:
         raise MaterialError(f"{where}.scattering_valid_nm: expected [low, high] nm, got {valid!r}")
-    valid = tuple(_number(f"{where}.scattering_valid_nm", v, *SPECTRUM_NM) for v in valid)
+    valid = tuple(check_number(f"{where}.scattering_valid_nm", v, *SPECTRUM_NM) for v in valid)
     if not valid[0] < valid[1]:
         raise MaterialError(f"{where}.scattering_valid_nm: low must be below high, got {list(valid)}")
     citation = str(table.get("source", USER))
     if kind == "power":
         return PowerLawScattering(a, b, valid, source=f"{name}_scattering", citation=citation)
-    f_ray = _number(f"{where}.scattering_f_ray", table["scattering_f_ray"], 0.0, 1.0)
+    f_ray = check_number(f"{where}.scattering_f_ray", table["scattering_f_ray"], 0.0, 1.0)
     return JacquesScattering(a, f_ray, b, valid_nm=valid, source=f"{name}_scattering", citation=citation)
 
 
 # --- sensors ----------------------------------------------------------------------------------------
 def _sensor(name: str, table: dict, where: str, base_dir, _materials) -> tuple[Sensor, dict]:
-    _unknown(table, SENSOR_KEYS, where)
+    unknown_keys(table, SENSOR_KEYS, where)
     like = table.get("like")
     if like is not None and like not in sensor_names():
         raise MaterialError(f"{where}.like: {like!r} is not a sensor preset; choose from {sensor_names()}")
@@ -347,7 +353,7 @@ def _sensor(name: str, table: dict, where: str, base_dir, _materials) -> tuple[S
         raise MaterialError(f"{where}.qe_table: missing (a sensor without like = \"preset\" needs its QE)")
     for key, (lo, hi) in SENSOR_NUMBERS.items():
         if key in table:
-            fields[key] = _number(f"{where}.{key}", table[key], lo, hi)
+            fields[key] = check_number(f"{where}.{key}", table[key], lo, hi)
         elif like is None and key in ("read_noise_e", "dark_current_e_per_s", "full_well_e"):
             raise MaterialError(f"{where}.{key}: missing (a sensor without like needs read_noise_e, "
                                 "dark_current_e_per_s and full_well_e)")
@@ -356,7 +362,7 @@ def _sensor(name: str, table: dict, where: str, base_dir, _materials) -> tuple[S
             raise MaterialError(f"{where}.binning: must be one of {list(BINNING_MODES)}, got {table['binning']!r}")
         fields["binning"] = table["binning"]
     if "bit_depth" in table:
-        bits = _number(f"{where}.bit_depth", table["bit_depth"], 1, 32)
+        bits = check_number(f"{where}.bit_depth", table["bit_depth"], 1, 32)
         if not bits.is_integer():
             raise MaterialError(f"{where}.bit_depth: must be a whole number of bits in [1, 32], got {table['bit_depth']!r}")
         fields["bit_depth"] = int(bits)

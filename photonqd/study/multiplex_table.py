@@ -26,11 +26,11 @@ reports it as a ConfigError.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from .materials import check_number, unknown_keys
 
 #: Most species and channels (the engine's species are not involved: each pair is its own probe,
 #: but each costs adjoint runs).
@@ -74,13 +74,6 @@ class MultiplexSettings:
         return table, [{"name": c.name, "window_nm": list(c.window_nm), "sensor": c.sensor} for c in self.channels]
 
 
-def _number(where: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise ValueError(f"{where}: must be a number in [{lo:g}, {hi:g}], got {value!r}")
-    return float(value)
-
-
 def emission_band(emission) -> tuple[float, float, float]:
     """(peak, low, high) nm of an emission spectrum: its maximum and where it falls to half."""
     grid = np.arange(300.0, 3000.0, 0.5)
@@ -116,9 +109,7 @@ def auto_channels(species, materials, excitation_nm: float, sensor: str) -> tupl
 
 def read_multiplex(table: dict, materials, excitation_nm: float) -> MultiplexSettings:
     """The [multiplex] table, checked; "auto" channels resolved."""
-    extra = set(table) - set(KEYS)
-    if extra:
-        raise ValueError(f"multiplex: unknown key(s) {sorted(extra)}; allowed: {sorted(KEYS)}")
+    unknown_keys(table, KEYS, "multiplex")
     species = table.get("species")
     if not isinstance(species, list) or not 1 <= len(species) <= MAX_SPECIES \
             or not all(isinstance(s, str) for s in species) or len(set(species)) != len(species):
@@ -130,7 +121,7 @@ def read_multiplex(table: dict, materials, excitation_nm: float) -> MultiplexSet
     c = [c] * len(species) if not isinstance(c, list) else c
     if len(c) != len(species):
         raise ValueError(f"multiplex.concentration_uM: one number, or one per species ({len(species)}), got {c!r}")
-    concentration = tuple(_number("multiplex.concentration_uM", v, 1e-9, 1e4) for v in c)
+    concentration = tuple(check_number("multiplex.concentration_uM", v, 1e-9, 1e4) for v in c)
     sensor = table.get("sensor", "ingaas_standard")
     if sensor not in materials.sensor_names():
         raise ValueError(f"multiplex.sensor: {sensor!r} is not one of {materials.sensor_names()}")
@@ -145,11 +136,11 @@ def read_multiplex(table: dict, materials, excitation_nm: float) -> MultiplexSet
             raise ValueError("multiplex.channels: give channels = \"auto\" or [[multiplex.channel]] tables, not both")
         channels = _channels(given, materials, excitation_nm, sensor)
     for i, ch in enumerate(channels):
-        if not materials.sensor(ch.sensor).quantum_efficiency(np.linspace(*ch.window_nm, 201)).max() > 0:
+        if not materials.sees(ch.sensor, ch.window_nm):
             where = "multiplex.sensor" if given is None or "sensor" not in given[i] else f"multiplex.channel[{i}].sensor"
             raise ValueError(f"{where}: {ch.sensor} has no quantum efficiency in channel {ch.name!r} "
                              f"({ch.window_nm[0]:g}-{ch.window_nm[1]:g} nm); choose a sensor that sees it")
-    depth = _number("multiplex.crosstalk_depth_mm", table.get("crosstalk_depth_mm", 2.0), 0.0, 1000.0)
+    depth = check_number("multiplex.crosstalk_depth_mm", table.get("crosstalk_depth_mm", 2.0), 0.0, 1000.0)
     af = table.get("autofluorescence", "subtracted")
     if af not in AUTOFLUORESCENCE:
         raise ValueError(f"multiplex.autofluorescence: {af!r} is not one of {list(AUTOFLUORESCENCE)}")
@@ -168,16 +159,14 @@ def _channels(given, materials, excitation_nm: float, sensor: str) -> tuple[Chan
         where = f"multiplex.channel[{i}]"
         if not isinstance(ch, dict):
             raise ValueError(f"{where}: expected a table, got {ch!r}")
-        extra = set(ch) - {"name", "window_nm", "sensor"}
-        if extra:
-            raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: ['name', 'sensor', 'window_nm']")
+        unknown_keys(ch, ("name", "window_nm", "sensor"), where)
         name = ch.get("name", f"channel{i}")
         if not isinstance(name, str) or not name.strip() or "/" in name or SEPARATOR.strip() in name:
             raise ValueError(f"{where}.name: a non-empty name without '/' or '|', got {name!r}")
         window = ch.get("window_nm")
         if not isinstance(window, list) or len(window) != 2:
             raise ValueError(f"{where}.window_nm: expected [low, high] nm, got {window!r}")
-        lo, hi = (_number(f"{where}.window_nm", v, *WINDOW_NM) for v in window)
+        lo, hi = (check_number(f"{where}.window_nm", v, *WINDOW_NM) for v in window)
         if not lo < hi:
             raise ValueError(f"{where}.window_nm: low must be below high, got {window!r}")
         if lo <= excitation_nm <= hi:

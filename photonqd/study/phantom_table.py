@@ -30,6 +30,7 @@ import numpy as np
 from ..medium import MAX_VOXELS
 from ..phantom import SCENES
 from ..phantom.volume import LabelVolume, array_header, check_labels, file_sha256, read_array
+from .materials import unknown_keys
 
 #: The study.phantom name of a label volume read from a file.
 VOLUME = "volume"
@@ -43,12 +44,6 @@ STUDY_SET = {"depth_mm": "set by study.depths_mm", "quantum_dot": "set by each [
 PER_AXIS = ("size_mm", "voxel_size")
 VOLUME_KEYS = ("file", "dataset", "voxel_size", "tissues", "target_label", "target_mask", "target_dataset",
                "vacated_label", "n_ambient", "sha256")
-
-
-def _unknown(table: dict, where: str, known) -> None:
-    extra = set(table) - set(known)
-    if extra:
-        raise ValueError(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(known)}")
 
 
 def _check_memory(where: str, shape_text: str, voxels: float, hint: str) -> None:
@@ -92,7 +87,7 @@ def generator_options(name: str, options: dict, materials) -> dict:
     for key in options:
         if key in STUDY_SET:
             raise ValueError(f"phantom.{key}: {STUDY_SET[key]}")
-    _unknown(options, "phantom", [k for k in defaults if k not in STUDY_SET])
+    unknown_keys(options, [k for k in defaults if k not in STUDY_SET], "phantom")
     out = {key: _phantom_value(f"phantom.{key}", value, defaults[key], key in PER_AXIS)
            for key, value in options.items()}
     for key in _tissue_options(name):
@@ -160,7 +155,7 @@ def read_volume(table: dict, materials, base_dir: Path | None, read_files: bool 
     """The [phantom] table of a label volume: (the table as the effective configuration writes
     it: the file's absolute path and checksum, and the LabelVolume, or None when not
     ``read_files``)."""
-    _unknown(table, "phantom", VOLUME_KEYS)
+    unknown_keys(table, VOLUME_KEYS, "phantom")
     out = dict(table)
     for key in ("file", "voxel_size", "tissues"):
         if key not in table:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 
@@ -36,7 +39,26 @@ def _bench(args) -> int:
 
 
 def _study(args, single_depth: bool = False) -> int:
-    from .backends import get_backend
+    """A study on the best local backend, or on a Dask cluster (--cluster ADDRESS / --workers N)
+    whose finished chunks are checkpointed beside the results file until the study is done."""
+    if getattr(args, "cluster", None) is None and getattr(args, "workers", None) is None:
+        from .backends import get_backend
+        return _run_study(args, get_backend(args.backend), single_depth)
+    from .cluster import Cluster, _require_distributed, connect
+
+    _require_distributed()      # imported first: importing distributed sets its loggers' levels
+    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose else logging.ERROR)
+    with connect(args.cluster, args.workers, args.backend) as client:
+        cluster = Cluster(client, args.backend, checkpoint=Path(f"{args.output}.chunks"))
+        print(f"cluster {cluster.address}: {len(cluster.workers)} workers, {cluster.name} on {cluster.device}",
+              file=sys.stderr)
+        code = _run_study(args, cluster, single_depth)
+    if code == 0:
+        shutil.rmtree(cluster.checkpoint, ignore_errors=True)
+    return code
+
+
+def _run_study(args, backend, single_depth: bool) -> int:
     from .io import StudyFile, save
     from .study import default_config_text, parse_config, run_study
 
@@ -51,14 +73,16 @@ def _study(args, single_depth: bool = False) -> int:
         verify_depths = check_depths(config, args.verify)
     if single_depth:
         config.depths_mm = config.depths_mm[:1]
-    backend = get_backend(args.backend)
-    out = StudyFile(args.output, config, {"backend": backend.name, "device": backend.device})
+    run_info = {"backend": backend.name, "device": backend.device}
+    if hasattr(backend, "provenance"):
+        run_info["cluster"] = json.dumps(backend.provenance(), sort_keys=True)
+    out = StudyFile(args.output, config, run_info)
     if out.done:
         print(f"resuming {out.path}: depths done {out.completed_depths}", file=sys.stderr)
     remaining = [d for d in config.depths_mm if d not in set(out.completed_depths)]
     if config.multiplex is not None and out.done is not None and out.done.multiplex is None:
         remaining = list(config.depths_mm)         # a multiplexed study is saved only when complete
-    if backend.name == "numpy" and remaining:
+    if backend.name == "numpy" and remaining and not hasattr(backend, "provenance"):
         _numpy_estimate(config, remaining)
     bar = _Progress(1 if config.multiplex is not None and remaining else len(remaining))
     stored = [len(out.completed_depths)]
@@ -75,7 +99,7 @@ def _study(args, single_depth: bool = False) -> int:
 
     try:
         if remaining:
-            result = run_study(config, backend, done=out.done, on_depth=saved)
+            result = run_study(config, backend, done=out.done, on_depth=saved, progress=bar.photons)
         else:
             result = out.done
     except KeyboardInterrupt:
@@ -134,8 +158,6 @@ def _numpy_estimate(config, depths) -> None:
     """On NumPy, say before starting how long the study will take and how to make it faster:
     time one launch of the first depth's excitation, as large as the study's launches (NumPy's
     cost per photon falls with the launch size), and scale by the photons the study launches."""
-    import time
-
     from .simulation import Simulation
     from .study import estimate_photons, target_centre
 
@@ -212,16 +234,30 @@ def format_table(result) -> str:
 
 
 class _Progress:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr: the depths saved, and the photons of the run in
+    progress (on a cluster: of every worker's chunks)."""
+
+    #: Seconds between redraws for photon progress.
+    INTERVAL_S = 1.0
 
     def __init__(self, total: int):
-        self.total, self.done = total, 0
+        self.total, self.done, self.last = total, 0, 0.0
 
     def step(self, text: str) -> None:
         self.done += 1
-        filled = int(30 * self.done / self.total)
-        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {text}",
-              file=sys.stderr, end="\n" if self.done == self.total else "", flush=True)
+        self._draw(text, end="\n" if self.done == self.total else "")
+
+    def photons(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.INTERVAL_S and sys.stderr.isatty():
+            self.last = now
+            self._draw(f"run {done:,}/{total:,} photons", end="")
+
+    def _draw(self, text: str, end: str) -> None:
+        filled = int(30 * self.done / max(self.total, 1))
+        clear = "\033[K" if sys.stderr.isatty() else ""     # erase a longer earlier line
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {text}{clear}",
+              file=sys.stderr, end=end, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=("cuda", "opencl", "numpy"), help="default: auto")
         p.add_argument("--photons", type=int, help="override the excitation and emission photon counts")
         p.add_argument("--plots", metavar="DIR", help="write PNG figures into DIR")
+        p.add_argument("--cluster", metavar="ADDRESS",
+                       help="run on the Dask scheduler at ADDRESS (tcp://host:8786; docs/cluster.md); finished "
+                            "chunks are kept in OUTPUT.chunks/ until the study is done, so a rerun resumes")
+        p.add_argument("--workers", type=int, metavar="N",
+                       help="run on a local Dask cluster of N worker processes (one per GPU with dask-cuda)")
         if not single:
             p.add_argument("--verify", metavar="DEPTHS", type=_depths,
                            help="after the study, run the forward path at these depths (mm, comma-separated) "

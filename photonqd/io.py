@@ -3,7 +3,9 @@
 Layout (docs/results.md describes every field):
 
   /                       attrs: filetype = "photonqd-study", version = 2, photonqd_version,
-                                 git_commit, backend, device, created (UTC ISO 8601), seed,
+                                 git_commit, backend, device, cluster (JSON: the Dask scheduler
+                                 and every worker's host, process and device of the session that
+                                 last wrote the file; "" without one), created (UTC ISO 8601), seed,
                                  photons, emission_photons, max_emission_photons, criterion,
                                  threshold, method ("adjoint" or "forward"), adjoint_photons,
                                  max_adjoint_photons, correction, correction_photons, z (the
@@ -107,11 +109,14 @@ def save(result: StudyResult, path, run_info: dict) -> None:
         raise
 
 
-def append_depth(result: StudyResult, path, depth_mm: float) -> None:
+def append_depth(result: StudyResult, path, depth_mm: float, run_info: dict | None = None) -> None:
     """Add the images of ``depth_mm`` (from ``result``) to an existing file written by ``save``,
-    replacing any earlier images of that depth, and update the summary and provenance."""
+    replacing any earlier images of that depth, and update the summary and provenance (and the
+    cluster that ran this depth, from ``run_info``)."""
     images = [img for img in result.images if img.depth_mm == depth_mm]
     with _interrupt_deferred(), h5py.File(path, "r+") as f:
+        if run_info is not None:
+            f.attrs["cluster"] = run_info.get("cluster", "")
         group = f["images"]
         for key in [k for k in group if float(group[k].attrs["depth_mm"]) == depth_mm]:
             del group[key]
@@ -155,7 +160,7 @@ class StudyFile:
         """Save the depth run_study just completed (the last image's); returns it."""
         depth = result.images[-1].depth_mm
         if self.path.exists():
-            append_depth(result, self.path, depth)
+            append_depth(result, self.path, depth, self.run_info)
         else:
             save(result, self.path, self.run_info)
         return depth
@@ -236,7 +241,7 @@ def _write(f: h5py.File, result: StudyResult, run_info: dict) -> None:
     cfg = result.config
     f.attrs.update(filetype=FILETYPE, version=VERSION, photonqd_version=__version__,
                    git_commit=git_commit(), backend=run_info.get("backend", ""),
-                   device=run_info.get("device", ""),
+                   device=run_info.get("device", ""), cluster=run_info.get("cluster", ""),
                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    seed=cfg.seed, photons=cfg.photons, emission_photons=cfg.emission_photons,
                    max_emission_photons=cfg.max_emission_photons,

@@ -311,33 +311,74 @@ class Simulation:
         self.check()
         return build_plan(self).source_text(f"prelude_{backend}.h")
 
-    def run(self, backend=None, progress: Callable[[int, int], None] | None = None) -> Result:
+    def run(self, backend=None, progress: Callable[[int, int], None] | None = None, client=None,
+            checkpoint=None, chunk_photons: int | None = None) -> Result:
         """Run on ``backend`` (name, instance or None for auto) and return normalised tallies.
 
-        progress: called as progress(photons_done, photons_total) after each launch.
+        progress:      called as progress(photons_done, photons_total) after each launch (after
+                       each chunk on a cluster).
+        client:        a dask.distributed Client: the launches run as chunks on its workers
+                       (photonqd.cluster); ``backend`` may also be a photonqd.cluster.Cluster.
+        checkpoint:    a folder: each finished chunk is saved there and reused by a later run of
+                       the same simulation (photonqd.chunks), so an interrupted run resumes.
+        chunk_photons: photons per chunk, rounded to whole launches (default: one chunk locally,
+                       about four per worker on a cluster). The tallies, batch errors and records
+                       are the same for every chunking and worker count.
         """
         from .backends import get_backend
+        from .chunks import ChunkStore, run_key, split
+        from .cluster import Cluster
 
         self.check()
+        if client is not None or isinstance(backend, Cluster):
+            cluster = backend if isinstance(backend, Cluster) else Cluster(client, backend)
+            return cluster.run(self, progress, checkpoint=checkpoint, chunk_photons=chunk_photons)
         be = backend if hasattr(backend, "prepare") else get_backend(backend)
         plan = build_plan(self)
         start = time.perf_counter()
         runner = be.prepare(plan)
         prepared = time.perf_counter()
-        # at least 10 launches by default, so that batch means give a standard error, unless
-        # that would make launches too small to keep the backend busy; never more photons per
-        # launch than the tallies can hold without wrapping
-        batch = int(self.batch_photons or
-                    min(be.default_batch, max(-(-self.photons // 10), be.min_batch)))
-        batch = min(batch, plan.max_launch_photons)
+        launches = self.launches(be.default_batch, be.min_batch, plan.max_launch_photons)
+        store = ChunkStore(checkpoint, run_key(self, plan, be.name, launches)) if checkpoint is not None else None
+        chunks, todo = store.pending(launches) if store else ([], launches)
+        done = sum(n for c in chunks for _, n in c.launches)
+        if progress and done:
+            progress(done, self.photons)
+
+        def step(n):
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, self.photons)
+
+        for part in split(todo, chunk_photons or self.photons) if todo else []:
+            chunks.append(self.run_chunk(runner, plan, part, step, be.device))
+            if store:
+                store.save(chunks[-1])
+        chunks.sort(key=lambda c: c.launches[0][0])
+        end = time.perf_counter()
+        return self.assemble(plan, chunks, be.name, be.device, end - start,
+                             {"prepare_seconds": prepared - start, "transport_seconds": end - prepared})
+
+    def launches(self, default_batch: int, min_batch: int, max_launch_photons: int) -> list:
+        """The run's launches ((first photon, photons), ...) for a backend with these batch sizes:
+        at least 10 by default, so that batch means give a standard error, unless that would make
+        launches too small to keep the backend busy; never more photons per launch than the
+        tallies hold without wrapping. The batches, and so the batch errors, depend on this alone."""
+        batch = int(self.batch_photons or min(default_batch, max(-(-self.photons // 10), min_batch)))
+        batch = min(batch, max_launch_photons)
+        return [(self.first_photon + d, min(batch, self.photons - d)) for d in range(0, self.photons, batch)]
+
+    def run_chunk(self, runner, plan, launches: list, on_launch: Callable[[int], None] | None = None,
+                  device: str = "") -> "Chunk":
+        """Transport ``launches`` (consecutive launches of this run) on a prepared ``runner``:
+        their exact tally sum, one row per launch (photons, batch scalars, kept batch arrays), and
+        the trace and detected-photon records they produced. ``on_launch(n)`` after each launch."""
         total = ExactSum(plan.layout.size)
         kept = BATCH_ARRAYS if self.keep_batches is True else tuple(self.keep_batches or ())
-        batch_photons, batch_scalars, batch_tallies, records = [], [], [], []
+        rows, records, trace = [], [], None
         capacity = plan.record_capacity
-        trace = None
-        done = 0
-        launches = [(self.first_photon + d, min(batch, self.photons - d)) for d in range(0, self.photons, batch)]
-        for group in runner.groups(launches):
+        for group in runner.groups(list(launches)):
             for (_, n), out in zip(group, runner.launch_many(group)):
                 if out.trace is not None:
                     trace = out.trace if trace is None else np.where(np.isnan(trace), out.trace, trace)
@@ -345,18 +386,32 @@ class Simulation:
                     records.append(out.records[:capacity - sum(len(r) for r in records)])
                 total.add(out.tally)
                 norm = normalise(out.tally, plan.layout, n)
-                batch_photons.append(n)
                 species = norm["species"].reshape(plan.layout.n_species, plan.layout.n_voxels).sum(axis=1)
-                batch_scalars.append(np.concatenate([norm["scalars"], [norm["absorbed"].sum(),
-                                                                       norm["map"].sum()], species]))
+                scalars = np.concatenate([norm["scalars"], [norm["absorbed"].sum(), norm["map"].sum()], species])
+                batch = None
                 if self.keep_batches:
-                    arrays = self._arrays(norm, plan.layout)
-                    kept_arrays = {k: v for k, v in arrays.items() if k in kept}
-                    batch_tallies.append(self.reduce_batch(kept_arrays) if self.reduce_batch else kept_arrays)
-                done += n
-                if progress:
-                    progress(done, self.photons)
-        end = time.perf_counter()
+                    arrays = {k: v for k, v in self._arrays(norm, plan.layout).items() if k in kept}
+                    batch = self.reduce_batch(arrays) if self.reduce_batch else arrays
+                rows.append((n, scalars, batch))
+                if on_launch:
+                    on_launch(n)
+        return Chunk(tuple(launches), total, rows, trace,
+                     np.concatenate(records) if capacity else None, device)
+
+    def assemble(self, plan, chunks: list, backend: str, device: str, seconds: float,
+                 extra: dict | None = None) -> Result:
+        """The normalised Result of the run from its ``chunks`` (in launch order, covering every
+        launch once): the same whatever the chunking, because the tallies merge exactly."""
+        total = ExactSum(plan.layout.size)
+        rows, records, trace = [], [], None
+        capacity = plan.record_capacity
+        for chunk in chunks:
+            total.merge(chunk.total)
+            rows.extend(chunk.rows)
+            if chunk.trace is not None:
+                trace = chunk.trace if trace is None else np.where(np.isnan(trace), chunk.trace, trace)
+            if capacity:
+                records.append(chunk.records[:capacity - sum(len(r) for r in records)])
         norm = normalise(total.as_float(), plan.layout, self.photons)
         arrays = self._arrays(norm, plan.layout)
         s = norm["scalars"]
@@ -369,9 +424,10 @@ class Simulation:
                           f"{self.max_steps} loop iterations, or a roulette gain above "
                           f"{MAX_ROULETTE_GAIN:g}): the "
                           "problem may trap photons (a clear, closed region); see Result.stopped",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
+        batches = [b for _, _, b in rows] if self.keep_batches else None
         return Result(
-            photons=self.photons, backend=be.name, device=be.device,
+            photons=self.photons, backend=backend, device=device,
             absorbed=arrays["absorbed"], fluence=arrays["fluence"],
             escaped={f: float(s[SCALAR_SLOTS["ESCAPE"] + i]) for i, f in enumerate(FACES)},
             escaped_ambient=float(s[SCALAR_SLOTS["ESCAPE_AMBIENT"]]),
@@ -381,9 +437,8 @@ class Simulation:
             interactions=float(s[SCALAR_SLOTS["INTERACTIONS"]]), steps=float(s[SCALAR_SLOTS["STEPS"]]),
             fluorophore_absorbed=arrays["species"], detected=detected,
             detected_overflow=offered - (0 if detected is None else len(detected)),
-            batch_photons=np.array(batch_photons), batch_scalars=np.array(batch_scalars),
-            batch_tallies=batch_tallies or None, trace=trace, seconds=end - start,
-            extra={"prepare_seconds": prepared - start, "transport_seconds": end - prepared},
+            batch_photons=np.array([n for n, _, _ in rows]), batch_scalars=np.array([r for _, r, _ in rows]),
+            batch_tallies=batches or None, trace=trace, seconds=seconds, extra=dict(extra or {}),
         )
 
     def _arrays(self, norm: dict, layout: TallyLayout) -> dict:
@@ -406,6 +461,21 @@ def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None, fl
     if species * voxels > MAX_INDEX:
         raise ValueError(f"fluorophore_concentration: {species} species x {voxels} voxels exceed the "
                          f"kernels' limit of {MAX_INDEX} entries")
+
+
+@dataclass
+class Chunk:
+    """Consecutive launches of one run, transported together (in this process or on a cluster
+    worker): the exact sum of their integer tallies, one row (photons, batch scalars, kept batch
+    arrays or None) per launch, the trace and the detected-photon records they produced, and the
+    device that ran them. Simulation.assemble merges a run's chunks into its Result."""
+
+    launches: tuple
+    total: ExactSum
+    rows: list
+    trace: np.ndarray | None
+    records: np.ndarray | None
+    device: str = ""
 
 
 #: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).

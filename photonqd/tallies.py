@@ -92,6 +92,26 @@ class ExactSum:
         self.hi += carry
         self.lo -= carry << 32
 
+    def merge(self, other: "ExactSum") -> None:
+        """Add another exact sum (a chunk of the same run computed elsewhere): still exact."""
+        self.hi += other.hi
+        self.add(other.lo)                # lo < 2^33 after adding: the carry moves into hi
+
+    def __getstate__(self):
+        # compact for transfers and checkpoints: lo fits 32 bits; hi is all zero (sent as its
+        # length) or fits 32 bits unless a run is huge
+        hi = self.hi
+        if not hi.any():
+            hi = hi.size
+        elif np.abs(hi).max() < 2**31:
+            hi = hi.astype(np.int32)
+        return {"lo": self.lo.astype(np.uint32), "hi": hi}
+
+    def __setstate__(self, state):
+        self.lo = state["lo"].astype(np.int64)
+        hi = state["hi"]
+        self.hi = np.zeros(hi, dtype=np.int64) if isinstance(hi, int) else hi.astype(np.int64)
+
     def as_float(self) -> np.ndarray:
         return self.hi.astype(np.float64) * 2.0**32 + self.lo.astype(np.float64)
 

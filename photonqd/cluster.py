@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .chunks import ChunkStore, run_key, split
+from .chunks import ChunkMerge, ChunkStore, run_key, split
 
 #: Seconds to wait for a scheduler before giving up on --cluster ADDRESS.
 CONNECT_TIMEOUT_S = 10
@@ -103,10 +103,11 @@ class Cluster:
         key = run_key(sim, plan, self.name, launches)
         folder = checkpoint if checkpoint is not None else self.checkpoint
         store = ChunkStore(folder, key) if folder is not None else None
-        chunks, todo = store.pending(launches) if store else ([], list(launches))
-        done = sum(n for c in chunks for _, n in c.launches)
-        if progress and done:
-            progress(done, sim.photons)
+        merge = ChunkMerge(plan.layout.size, plan.record_capacity)
+        todo = store.resume(launches, merge) if store else list(launches)
+        saved = len(merge.parts)
+        if progress and merge.photons:
+            progress(merge.photons, sim.photons)
         workers = max(1, len(self.client.scheduler_info()["workers"]))
         size = chunk_photons or self.chunk_photons or math.ceil(sum(n for _, n in todo) / (CHUNKS_PER_WORKER * workers))
         parts = split(todo, size) if todo else []
@@ -117,21 +118,22 @@ class Cluster:
         try:
             for future in as_completed(futures):
                 chunk = future.result()
+                future.release()               # the worker may drop its copy of the tallies
                 if store:
                     store.save(chunk)
-                chunks.append(chunk)
-                done += sum(n for _, n in chunk.launches)
+                merge.add(chunk)
                 if progress:
-                    progress(done, sim.photons)
+                    progress(merge.photons, sim.photons)
         finally:
             self.client.cancel(futures + [blob])
-        chunks.sort(key=lambda c: c.launches[0][0])
-        devices = sorted({c.device for c in chunks})
+        whole = merge.whole()
+        if store and len(merge.parts) > 1:
+            store.compact(whole)
         seconds = time.perf_counter() - start
         extra = {"transport_seconds": seconds, "prepare_seconds": 0.0,
-                 "cluster": {**self.provenance(), "chunks": len(chunks), "chunk_photons": size,
-                             "checkpointed_chunks": len(chunks) - len(parts)}}
-        return sim.assemble(plan, chunks, self.name, " + ".join(devices) or self.device, seconds, extra)
+                 "cluster": {**self.provenance(), "chunks": len(merge.parts), "chunk_photons": size,
+                             "checkpointed_chunks": saved}}
+        return sim.assemble(plan, whole, self.name, whole.device or self.device, seconds, extra)
 
 
 def _dumps(sim) -> bytes:

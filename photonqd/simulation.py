@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .checks import FLOAT32_TINY, float_array, integer, real
+from .chunks import Chunk, ChunkMerge, ChunkStore, run_key, split
 from .kernel_abi import FACES, MAX_INDEX, MAX_ROULETTE_GAIN, RECORD_FIELDS, SCALAR_SLOTS
 from .kernel_source import build_plan
 from .medium import MAX_EXTENT_MM, Medium
@@ -326,7 +327,6 @@ class Simulation:
                        are the same for every chunking and worker count.
         """
         from .backends import get_backend
-        from .chunks import ChunkStore, run_key, split
         from .cluster import Cluster
 
         self.check()
@@ -339,11 +339,12 @@ class Simulation:
         runner = be.prepare(plan)
         prepared = time.perf_counter()
         launches = self.launches(be.default_batch, be.min_batch, plan.max_launch_photons)
+        merge = ChunkMerge(plan.layout.size, plan.record_capacity)
         store = ChunkStore(checkpoint, run_key(self, plan, be.name, launches)) if checkpoint is not None else None
-        chunks, todo = store.pending(launches) if store else ([], launches)
-        done = sum(n for c in chunks for _, n in c.launches)
-        if progress and done:
-            progress(done, self.photons)
+        todo = store.resume(launches, merge) if store else launches
+        if progress and merge.photons:
+            progress(merge.photons, self.photons)
+        done = merge.photons
 
         def step(n):
             nonlocal done
@@ -352,12 +353,15 @@ class Simulation:
                 progress(done, self.photons)
 
         for part in split(todo, chunk_photons or self.photons) if todo else []:
-            chunks.append(self.run_chunk(runner, plan, part, step, be.device))
+            chunk = self.run_chunk(runner, plan, part, step, be.device)
             if store:
-                store.save(chunks[-1])
-        chunks.sort(key=lambda c: c.launches[0][0])
+                store.save(chunk)
+            merge.add(chunk)
+        whole = merge.whole()
+        if store and len(merge.parts) > 1:
+            store.compact(whole)
         end = time.perf_counter()
-        return self.assemble(plan, chunks, be.name, be.device, end - start,
+        return self.assemble(plan, whole, be.name, be.device, end - start,
                              {"prepare_seconds": prepared - start, "transport_seconds": end - prepared})
 
     def launches(self, default_batch: int, min_batch: int, max_launch_photons: int) -> list:
@@ -370,7 +374,7 @@ class Simulation:
         return [(self.first_photon + d, min(batch, self.photons - d)) for d in range(0, self.photons, batch)]
 
     def run_chunk(self, runner, plan, launches: list, on_launch: Callable[[int], None] | None = None,
-                  device: str = "") -> "Chunk":
+                  device: str = "") -> Chunk:
         """Transport ``launches`` (consecutive launches of this run) on a prepared ``runner``:
         their exact tally sum, one row per launch (photons, batch scalars, kept batch arrays), and
         the trace and detected-photon records they produced. ``on_launch(n)`` after each launch."""
@@ -398,25 +402,16 @@ class Simulation:
         return Chunk(tuple(launches), total, rows, trace,
                      np.concatenate(records) if capacity else None, device)
 
-    def assemble(self, plan, chunks: list, backend: str, device: str, seconds: float,
+    def assemble(self, plan, whole: Chunk, backend: str, device: str, seconds: float,
                  extra: dict | None = None) -> Result:
-        """The normalised Result of the run from its ``chunks`` (in launch order, covering every
-        launch once): the same whatever the chunking, because the tallies merge exactly."""
-        total = ExactSum(plan.layout.size)
-        rows, records, trace = [], [], None
-        capacity = plan.record_capacity
-        for chunk in chunks:
-            total.merge(chunk.total)
-            rows.extend(chunk.rows)
-            if chunk.trace is not None:
-                trace = chunk.trace if trace is None else np.where(np.isnan(trace), chunk.trace, trace)
-            if capacity:
-                records.append(chunk.records[:capacity - sum(len(r) for r in records)])
+        """The normalised Result of the run from ``whole``, the chunk of all its launches
+        (ChunkMerge.whole): the same whatever the chunking, because the tallies merge exactly."""
+        total, rows, trace, capacity = whole.total, whole.rows, whole.trace, plan.record_capacity
         norm = normalise(total.as_float(), plan.layout, self.photons)
         arrays = self._arrays(norm, plan.layout)
         s = norm["scalars"]
         offered = total.value(plan.layout.off_scalar + SCALAR_SLOTS["DETECTED"])
-        detected = _as_records(np.concatenate(records)) if capacity else None
+        detected = _as_records(whole.records) if capacity else None
         stopped = float(s[SCALAR_SLOTS["STOPPED"]])
         if stopped > 0:
             warnings.warn(f"{stopped:.3g} of the launched weight was stopped by a guard (flight time "
@@ -461,21 +456,6 @@ def check_tally_size(medium: Medium, fluence: bool, exit_map: ExitMap | None, fl
     if species * voxels > MAX_INDEX:
         raise ValueError(f"fluorophore_concentration: {species} species x {voxels} voxels exceed the "
                          f"kernels' limit of {MAX_INDEX} entries")
-
-
-@dataclass
-class Chunk:
-    """Consecutive launches of one run, transported together (in this process or on a cluster
-    worker): the exact sum of their integer tallies, one row (photons, batch scalars, kept batch
-    arrays or None) per launch, the trace and the detected-photon records they produced, and the
-    device that ran them. Simulation.assemble merges a run's chunks into its Result."""
-
-    launches: tuple
-    total: ExactSum
-    rows: list
-    trace: np.ndarray | None
-    records: np.ndarray | None
-    device: str = ""
 
 
 #: Per-batch arrays Simulation.keep_batches can keep (keys of Result.batch_tallies entries).

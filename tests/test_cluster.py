@@ -1,6 +1,7 @@
 """Runs in chunks, their checkpoints, and runs and studies on a Dask cluster (photonqd.chunks,
 photonqd.cluster): the same result, bit for bit, as one process running every launch."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -24,11 +25,11 @@ SCALARS = ("specular", "missed", "alive", "roulette", "stopped", "interactions",
            "escaped_ambient", "detected_overflow")
 
 
-def small_run(photons=4000, batch=500, seed=11, **options):
+def small_run(photons=4000, batch=500, seed=11, record_capacity=4000, **options):
     """Three tissues with index mismatches: every output a run has (fluence, exit map, records,
     trace, kept batches) in eight launches."""
     return Simulation(heterogeneous(), PencilBeam((5.0, 5.0, 0.0)), photons=photons, seed=seed,
-                      exit_map=ExitMap((10, 10), (1.0, 1.0), record_capacity=4000),
+                      exit_map=ExitMap((10, 10), (1.0, 1.0), record_capacity=record_capacity),
                       trace_photons=(3, photons - 2), keep_batches=("exit_map",), batch_photons=batch,
                       **options)
 
@@ -109,22 +110,46 @@ def test_checkpoint_resumes_an_interrupted_run_without_rerunning_its_chunks(back
         small_run().run(backend, progress=interrupt, checkpoint=folder, chunk_photons=500)
     files = sorted(folder.glob("*/*.chunk"))
     assert len(files) == 2
-    stamps = [f.stat().st_mtime_ns for f in files]
     seen = []
     resumed = small_run().run(backend, progress=lambda d, t: seen.append(d), checkpoint=folder, chunk_photons=1000)
     assert seen[0] == 1000 and len(seen) == 1 + 6     # the saved 1000 photons, then six launches
-    assert [f.stat().st_mtime_ns for f in files] == stamps
     assert_same(resumed, small_run().run(backend))
+    whole, = folder.glob("*/*.chunk")                 # the finished run's chunks compacted into one
+    assert whole.name.endswith("-00000000000000004000.chunk")
+    seen.clear()
+    assert_same(resumed, small_run().run(backend, progress=lambda d, t: seen.append(d), checkpoint=folder))
+    assert seen == [4000]                              # nothing transported again
     # another seed is another run: nothing of the first is reused
     seen.clear()
     small_run(seed=12).run(backend, progress=lambda d, t: seen.append(d), checkpoint=folder)
     assert seen[0] == 500 and len(seen) == 8
     # a damaged chunk file is run again, not trusted
-    files[0].write_bytes(b"not a chunk")
+    whole.write_bytes(b"not a chunk")
     seen.clear()
-    again = small_run().run(backend, progress=lambda d, t: seen.append(d), checkpoint=folder)
-    assert seen[0] == 3500 and len(seen) == 2
+    again = small_run().run(backend, progress=lambda d, t: seen.append(d), checkpoint=folder, chunk_photons=2000)
+    assert seen[0] == 500 and len(seen) == 8
     assert_same(again, resumed)
+
+
+def test_a_compacted_run_is_read_before_parts_left_beside_it(tmp_path):
+    """Interrupted between writing a run's compacted file and deleting its parts: the whole is
+    used, once, and the parts overlapping it are ignored."""
+    from photonqd.chunks import ChunkMerge, run_key
+    from photonqd.kernel_source import build_plan
+
+    sim = small_run()
+    result = sim.run("numpy", checkpoint=tmp_path, chunk_photons=1000)
+    sim.check()
+    plan = build_plan(sim)
+    launches = sim.launches(10_000, 2_000, plan.max_launch_photons)
+    store = ChunkStore(tmp_path, run_key(sim, plan, "numpy", launches))
+    whole, = store.folder.glob("*.chunk")
+    chunk = pickle.loads(whole.read_bytes())
+    part = dataclasses.replace(chunk, launches=chunk.launches[:2], rows=chunk.rows[:2])
+    store.save(part)                                  # a part named to sort before the whole by name
+    merge = ChunkMerge(plan.layout.size, plan.record_capacity)
+    assert store.resume(launches, merge) == [] and len(merge.parts) == 1 and merge.parts[0].photons == 4000
+    assert_same(result, sim.run("numpy", checkpoint=tmp_path))
 
 
 def test_checkpoint_folder_must_be_a_folder(tmp_path):
@@ -163,6 +188,19 @@ def test_cluster_runs_a_batch_reducer_defined_here(client, fast_backend):
     options = dict(reduce_batch=lambda b: float((b["exit_map"] * weights).sum()))
     whole = small_run(**options).run(fast_backend)
     assert_same(whole, small_run(**options).run(fast_backend, client=client, chunk_photons=1000))
+
+
+def test_records_kept_up_to_capacity_are_the_first_launches_in_order(client):
+    """On NumPy (one photon after another) the kept records are deterministic to the row: with
+    an overflowing capacity a chunked run, local or on the cluster, keeps the same rows in the
+    same order as one chunk (the earliest launches' first)."""
+    overflowing = dict(record_capacity=450)
+    whole = small_run(**overflowing).run("numpy")
+    assert whole.detected_overflow > 0 and len(whole.detected) == 450
+    for chunked in (small_run(**overflowing).run("numpy", chunk_photons=500),
+                    small_run(**overflowing).run("numpy", client=client, chunk_photons=500)):
+        assert np.array_equal(whole.detected, chunked.detected)
+        assert chunked.detected_overflow == whole.detected_overflow
 
 
 def _kill_once(flag):
@@ -231,26 +269,38 @@ def test_an_interrupted_cluster_study_resumes_from_its_checkpoints(fast_backend,
     out, alone = tmp_path / "cluster.h5", tmp_path / "alone.h5"
     argv = ["study", str(config), "-o", str(out), "--backend", fast_backend, "--photons", "4000", "--workers", "2"]
     saved, found = [], []
-    original_save, original_pending = ChunkStore.save, ChunkStore.pending
+    original_save, original_resume = ChunkStore.save, ChunkStore.resume
 
     def save_then_stop(store, chunk):
-        original_save(store, chunk)
+        path = original_save(store, chunk)
         saved.append(chunk.launches)
         if len(saved) == 12:
             raise KeyboardInterrupt
+        return path
 
-    def pending(store, launches):
-        done, todo = original_pending(store, launches)
-        found.extend(c.launches for c in done)
-        return done, todo
+    def resume(store, launches, merge):
+        before = len(merge.parts)
+        todo = original_resume(store, launches, merge)
+        found.extend((store.folder.name, c.launches) for c in merge.parts[before:])
+        return todo
 
     monkeypatch.setattr(ChunkStore, "save", save_then_stop)
     assert main(argv) == 130
-    assert len(list((tmp_path / "cluster.h5.chunks").glob("*/*.chunk"))) == 12
+    kept = {(p.parent.name, pickle.loads(p.read_bytes()).launches)
+            for p in (tmp_path / "cluster.h5.chunks").glob("*/*.chunk")}
+    assert len(kept) >= 3
     monkeypatch.setattr(ChunkStore, "save", original_save)
-    monkeypatch.setattr(ChunkStore, "pending", pending)
+    monkeypatch.setattr(ChunkStore, "resume", resume)
     assert main(argv) == 0
-    assert sorted(found) == sorted(saved)               # every saved chunk was used, none rerun
+    # every saved launch was used, none rerun (an interruption inside a run's compaction leaves its
+    # parts beside the whole: either covers the same launches)
+    def covered(chunks):
+        out = {}
+        for folder, launches in chunks:
+            out.setdefault(folder, set()).update(launches)
+        return out
+    assert covered(found) == covered(kept)
+    assert sum(len(launches) for _, launches in found) == sum(map(len, covered(found).values()))  # none twice
     assert not (tmp_path / "cluster.h5.chunks").exists()  # removed once the study is complete
     assert main(["study", str(config), "-o", str(alone), "--backend", fast_backend, "--photons", "4000"]) == 0
     assert_same_file(out, alone)

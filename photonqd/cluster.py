@@ -16,6 +16,8 @@ runs are each spread over the workers in turn. dask and distributed are optional
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
 import pickle
 import socket
@@ -68,6 +70,12 @@ class Cluster:
             common = [b for b in ("cuda", "opencl", "numpy") if all(b in r["available"] for r in reports.values())]
             backend = common[0]
             reports = client.run(_describe_worker, backend)
+        mine = code_fingerprint()
+        foreign = {a: r.get("code") for a, r in reports.items() if r.get("code") != mine}
+        if foreign:
+            address, theirs = next(iter(foreign.items()))
+            raise RuntimeError(f"cluster: worker {address} runs other photonqd code ({theirs or 'unknown'}) than "
+                               f"this client ({mine}); install the same version and commit everywhere")
         failed = {a: r["error"] for a, r in reports.items() if r.get("error")}
         if failed:
             address, error = next(iter(failed.items()))
@@ -142,14 +150,34 @@ def _dumps(sim) -> bytes:
     return cloudpickle.dumps(sim)
 
 
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """photonqd's version and a digest of its Python and kernel sources: a cluster's workers must
+    run the client's code, or their chunks would not be the single-process run's."""
+    import importlib.resources
+    from pathlib import Path
+
+    from . import __version__
+
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    kernels = importlib.resources.files("photonqd.kernels")
+    for item in sorted(kernels.iterdir(), key=lambda f: f.name):
+        if item.name.endswith((".cl", ".h")):
+            digest.update(item.name.encode() + b"\0" + item.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
 def _describe_worker(backend: str | None) -> dict:
-    """On a worker: its host and process, the backends it can run and, for ``backend``, the
-    device and batch sizes (or the error that stops it)."""
+    """On a worker: its host and process, its photonqd code, the backends it can run and, for
+    ``backend``, the device and batch sizes (or the error that stops it)."""
     import os
 
     from .backends import available, get_backend
 
-    out = {"host": socket.gethostname(), "pid": os.getpid(), "available": available()}
+    out = {"host": socket.gethostname(), "pid": os.getpid(), "available": available(), "code": code_fingerprint()}
     if backend is not None:
         try:
             be = get_backend(backend)

@@ -229,6 +229,31 @@ def test_cluster_picks_the_first_backend_every_worker_has(client):
         Cluster(client, "metal")
 
 
+class FakeClient:
+    """What Cluster asks of a client before any run: the workers' reports."""
+
+    def __init__(self, reports):
+        self.reports = reports
+        self.scheduler = type("Scheduler", (), {"address": "tcp://fake:8786"})()
+
+    def run(self, function, *args):
+        return self.reports
+
+
+def test_workers_must_run_the_clients_code():
+    from photonqd.cluster import code_fingerprint
+    good = {"host": "h", "pid": 1, "available": ["numpy"], "code": code_fingerprint(), "device": "CPU",
+            "default_batch": 10_000, "min_batch": 2_000}
+    assert Cluster(FakeClient({"tcp://a:1": good}), "numpy").device == "CPU"
+    other = dict(good, code="0.1.0+0000000000000000")
+    with pytest.raises(RuntimeError, match="worker tcp://b:1 runs other photonqd code"):
+        Cluster(FakeClient({"tcp://a:1": good, "tcp://b:1": other}), "numpy")
+    with pytest.raises(RuntimeError, match="worker tcp://a:1 cannot run the numpy backend: no"):
+        Cluster(FakeClient({"tcp://a:1": dict(good, error="no")}), "numpy")
+    with pytest.raises(RuntimeError, match="disagree on the numpy backend's batch sizes"):
+        Cluster(FakeClient({"tcp://a:1": good, "tcp://b:1": dict(good, min_batch=1)}), "numpy")
+
+
 SKIPPED_ATTRIBUTES = {"created", "cluster"}     # when and where, not what
 
 

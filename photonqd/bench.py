@@ -80,6 +80,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--save", metavar="DIR", type=Path,
                         help="also write the JSON report to DIR/<date>-<commit>.json")
+    parser.add_argument("--history", metavar="REPORT", type=Path, nargs="+",
+                        help="run nothing: summarise saved reports (--save's files; other files are "
+                             "skipped) as each case's fastest-round figure run by run, grouped by "
+                             "kernel, CPU, device and photons, with the run-to-run spread")
 
 
 def run_cli(args) -> int:
@@ -87,6 +91,11 @@ def run_cli(args) -> int:
     unknown = [c for c in args.cases if c not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; known: {list(BENCHMARKS)}")
+    if args.history:
+        reports, skipped = read_reports(args.history)
+        rows = [row for row in run_to_run(reports) if not args.cases or row["case"] in args.cases]
+        print(json.dumps(rows, indent=2) if args.json else format_history(rows, skipped))
+        return 0
     photons = _count("--photons", args.photons)
     numpy_photons = _count("--numpy-photons", args.numpy_photons)
     if args.repeat < 1:
@@ -432,6 +441,81 @@ def _provenance() -> dict:
         "devices": [{"backend": d.backend, "device": d.device, "reason": d.reason} for d in discover()],
         "load_average_start": _load_average(),
     }
+
+
+#: what run_to_run reads from a saved report (older reports lack the CPU and the rounds)
+REPORT_FIELDS = ("date", "git_commit", "kernel_sha256", "results", "checks")
+RESULT_FIELDS = ("case", "engine", "backend", "device", "photons", "photons_per_ms")
+
+
+def read_reports(paths) -> tuple[list[dict], list[str]]:
+    """The saved ``photonqd bench`` reports among ``paths``, and the paths of other JSON files
+    (study and cluster benchmarks share the results folder); a file that is not JSON is an error."""
+    reports, skipped = [], []
+    for path in paths:
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"--history: {path}: not a readable JSON report ({err})") from None
+        if not isinstance(report, dict) or report.get("filetype") != "photonqd bench":
+            skipped.append(str(path))
+            continue
+        rows = report.get("results") if isinstance(report.get("results"), list) else [None]
+        missing = [k for k in REPORT_FIELDS if k not in report] + \
+                  [f"results[{i}].{k}" for i, r in enumerate(rows) for k in RESULT_FIELDS
+                   if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"--history: {path}: a photonqd bench report without {', '.join(missing[:3])}")
+        reports.append(report)
+    return reports, skipped
+
+
+def run_to_run(reports: list[dict]) -> list[dict]:
+    """Each case and engine's figure (its fastest round) report by report, for runs that timed the
+    same code the same way on the same machine: grouped by case, engine, backend, device, photons,
+    rounds (the best of more rounds is a larger figure), CPU model and photonqd's kernel_sha256
+    (pmcxcl: its version). Per group: the runs in date order, spread = (max - min) / median of their
+    figures and within = (max - min) / (max + min), the least x such that every figure lies within
+    +-x of one value (the midpoint of the range)."""
+    groups: dict[tuple, list[dict]] = {}
+    for report in sorted(reports, key=lambda r: r["date"]):
+        ratios = {c["case"]: c["ratio"] for c in report["checks"] if c.get("ratio")}
+        for r in report["results"]:
+            code = report["kernel_sha256"] if r["engine"] == "photonqd" else r.get("version")
+            key = (r["case"], r["engine"], r["backend"], r["device"], r["photons"], report.get("repeat", 1),
+                   (report.get("cpu") or {}).get("model"), code)
+            peer = r["engine"] == "photonqd" and r["backend"] == "opencl"
+            groups.setdefault(key, []).append({
+                "date": report["date"], "commit": report["git_commit"], "photons_per_ms": r["photons_per_ms"], "rounds_spread": r.get("spread"),
+                "ratio": ratios.get(r["case"]) if peer else None})
+    rows = []
+    for (case, engine, backend, device, photons, rounds, cpu, code), runs in groups.items():
+        figures = [run["photons_per_ms"] for run in runs]
+        median = statistics.median(figures)
+        rows.append({"case": case, "engine": engine, "backend": backend, "device": device,
+                     "photons": photons, "rounds": rounds, "cpu": cpu, "code": code, "runs": runs, "median": median,
+                     "spread": (max(figures) - min(figures)) / median,
+                     "within": (max(figures) - min(figures)) / (max(figures) + min(figures))})
+    return rows
+
+
+def format_history(rows: list[dict], skipped: list[str] = ()) -> str:
+    """run_to_run's rows as a table: one line per group, the figures in date order."""
+    lines = ["fastest-round photons/ms per saved report, by case, engine, device, photons, rounds, CPU "
+             "and code (photonqd: kernel sha256; pmcxcl: version)",
+             f"{'case':12s}{'engine':9s}{'backend':8s}{'photons':>9s}{'best of':>8s}  {'code':12s}{'runs':>5s}{'median':>9s}"
+             f"{'spread':>8s}{'within':>8s}  figures (ratios to pmcxcl)  CPU"]
+    for row in rows:
+        figures = " ".join(f"{run['photons_per_ms']:.1f}" + (f" ({run['ratio']:.2f}x)" if run["ratio"] else "")
+                           for run in row["runs"])
+        lines.append(f"{row['case']:12s}{row['engine']:9s}{row['backend']:8s}{row['photons']:9d}{row['rounds']:8d}  "
+                     f"{str(row['code'])[:12]:12s}{len(row['runs']):5d}{row['median']:9.2f}"
+                     f"{100 * row['spread']:7.1f}% ±{100 * row['within']:4.1f}%  {figures}  {row['cpu'] or 'CPU unknown'}")
+    if not rows:
+        lines.append("no photonqd bench reports")
+    if skipped:
+        lines.append(f"skipped {len(skipped)} file(s) that are not photonqd bench reports")
+    return "\n".join(lines)
 
 
 def format_report(report: dict) -> str:

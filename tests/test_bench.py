@@ -225,3 +225,56 @@ def test_fluorescence_overhead_is_reported():
     assert out["backend"] == "numpy" and out["photons"] == 20
     assert out["full_seconds"] > out["excitation_seconds"] > 0
     assert out["overhead_ratio"] == pytest.approx(out["full_seconds"] / out["excitation_seconds"])
+
+
+def saved_reports(capsys, tmp_path, figures: dict) -> list:
+    """A real saved numpy report copied once per (name: (photons/ms, kernel, rounds)), figures set."""
+    status, template = run_bench(capsys, "cube60", "--backend", "numpy", "--numpy-photons", "20", "--no-pmcxcl")
+    assert status == 0
+    paths = []
+    for i, (name, (rate, kernel, rounds)) in enumerate(figures.items()):
+        report = json.loads(json.dumps(template))
+        report.update(date=f"2026-12-0{i + 1}T00:00:00Z", kernel_sha256=kernel, repeat=rounds)
+        report["results"][0].update(photons_per_ms=rate, backend="opencl")   # pmcxcl's ratio is OpenCL's
+        report["checks"] = [{"case": "cube60", "check": "photonqd opencl vs pmcxcl", "agree": True,
+                             "ratio": rate / 50.0}]
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    return paths
+
+
+def test_history_groups_runs_of_the_same_code_and_rounds(capsys, tmp_path):
+    paths = saved_reports(capsys, tmp_path, {"a": (100.0, "k1", 5), "b": (110.0, "k1", 5), "c": (90.0, "k1", 5),
+                                             "d": (500.0, "k2", 5), "e": (300.0, "k1", 3)})
+    (tmp_path / "study.json").write_text(json.dumps({"what": "default depth study"}))
+    assert main(["bench", "--json", "--history", *map(str, paths), str(tmp_path / "study.json")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by = {(r["code"], r["rounds"]): r for r in rows}
+    assert set(by) == {("k1", 5), ("k2", 5), ("k1", 3)}
+    same = by["k1", 5]
+    assert [run["photons_per_ms"] for run in same["runs"]] == [100.0, 110.0, 90.0]   # in date order
+    assert same["median"] == 100.0
+    assert same["spread"] == pytest.approx(0.2) and same["within"] == pytest.approx(0.1)
+    assert by["k2", 5]["spread"] == 0 and len(by["k2", 5]["runs"]) == 1
+    # the text table: one line per group, the other file skipped, not an error
+    assert main(["bench", "--history", *map(str, paths), str(tmp_path / "study.json")]) == 0
+    text = capsys.readouterr().out
+    assert "100.0 (2.00x) 110.0 (2.20x) 90.0 (1.80x)" in text
+    assert "skipped 1 file(s)" in text
+    # cases named before --history select rows
+    assert main(["bench", "cube60b", "--history", *map(str, paths)]) == 0
+    assert "no photonqd bench reports" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not a readable JSON report"),
+    (json.dumps({"filetype": "photonqd bench", "date": "x"}), "without git_commit"),
+    (json.dumps({"filetype": "photonqd bench", "date": "x", "git_commit": None, "kernel_sha256": "k",
+                 "checks": [], "results": [{"case": "cube60"}]}), "without results[0].engine"),
+])
+def test_history_rejects_a_broken_report_by_name(capsys, tmp_path, content, message):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    assert main(["bench", "--history", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "broken.json" in err and "Traceback" not in err

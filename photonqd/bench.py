@@ -83,7 +83,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--history", metavar="REPORT", type=Path, nargs="+",
                         help="run nothing: summarise saved reports (--save's files; other files are "
                              "skipped) as each case's fastest-round figure run by run, grouped by "
-                             "kernel, CPU, device and photons, with the run-to-run spread")
+                             "kernel, CPU, device, photons and rounds, with the run-to-run spread")
 
 
 def run_cli(args) -> int:
@@ -460,10 +460,9 @@ def read_reports(paths) -> tuple[list[dict], list[str]]:
         if not isinstance(report, dict) or report.get("filetype") != "photonqd bench":
             skipped.append(str(path))
             continue
-        rows = report.get("results") if isinstance(report.get("results"), list) else [None]
-        missing = [k for k in REPORT_FIELDS if k not in report] + \
-                  [f"results[{i}].{k}" for i, r in enumerate(rows) for k in RESULT_FIELDS
-                   if not isinstance(r, dict) or k not in r]
+        missing = [k for k in REPORT_FIELDS if k not in report]
+        for i, row in enumerate(report.get("results") or []):
+            missing += [f"results[{i}].{k}" for k in RESULT_FIELDS if not isinstance(row, dict) or k not in row]
         if missing:
             raise ValueError(f"--history: {path}: a photonqd bench report without {', '.join(missing[:3])}")
         reports.append(report)
@@ -486,14 +485,14 @@ def run_to_run(reports: list[dict]) -> list[dict]:
                    (report.get("cpu") or {}).get("model"), code)
             peer = r["engine"] == "photonqd" and r["backend"] == "opencl"
             groups.setdefault(key, []).append({
-                "date": report["date"], "commit": report["git_commit"], "photons_per_ms": r["photons_per_ms"], "rounds_spread": r.get("spread"),
-                "ratio": ratios.get(r["case"]) if peer else None})
+                "date": report["date"], "commit": report["git_commit"], "photons_per_ms": r["photons_per_ms"],
+                "rounds_spread": r.get("spread"), "ratio": ratios.get(r["case"]) if peer else None})
     rows = []
     for (case, engine, backend, device, photons, rounds, cpu, code), runs in groups.items():
         figures = [run["photons_per_ms"] for run in runs]
         median = statistics.median(figures)
-        rows.append({"case": case, "engine": engine, "backend": backend, "device": device,
-                     "photons": photons, "rounds": rounds, "cpu": cpu, "code": code, "runs": runs, "median": median,
+        rows.append({"case": case, "engine": engine, "backend": backend, "device": device, "photons": photons,
+                     "rounds": rounds, "cpu": cpu, "code": code, "runs": runs, "median": median,
                      "spread": (max(figures) - min(figures)) / median,
                      "within": (max(figures) - min(figures)) / (max(figures) + min(figures))})
     return rows
@@ -503,14 +502,15 @@ def format_history(rows: list[dict], skipped: list[str] = ()) -> str:
     """run_to_run's rows as a table: one line per group, the figures in date order."""
     lines = ["fastest-round photons/ms per saved report, by case, engine, device, photons, rounds, CPU "
              "and code (photonqd: kernel sha256; pmcxcl: version)",
-             f"{'case':12s}{'engine':9s}{'backend':8s}{'photons':>9s}{'best of':>8s}  {'code':12s}{'runs':>5s}{'median':>9s}"
-             f"{'spread':>8s}{'within':>8s}  figures (ratios to pmcxcl)  CPU"]
+             f"{'case':12s}{'engine':9s}{'backend':8s}{'photons':>9s}{'best of':>8s}  {'code':12s}{'runs':>5s}"
+             f"{'median':>9s}{'spread':>8s}{'within':>8s}  figures (ratios to pmcxcl)  CPU"]
     for row in rows:
         figures = " ".join(f"{run['photons_per_ms']:.1f}" + (f" ({run['ratio']:.2f}x)" if run["ratio"] else "")
                            for run in row["runs"])
-        lines.append(f"{row['case']:12s}{row['engine']:9s}{row['backend']:8s}{row['photons']:9d}{row['rounds']:8d}  "
-                     f"{str(row['code'])[:12]:12s}{len(row['runs']):5d}{row['median']:9.2f}"
-                     f"{100 * row['spread']:7.1f}% ±{100 * row['within']:4.1f}%  {figures}  {row['cpu'] or 'CPU unknown'}")
+        lines.append(f"{row['case']:12s}{row['engine']:9s}{row['backend']:8s}{row['photons']:9d}"
+                     f"{row['rounds']:8d}  {str(row['code'])[:12]:12s}{len(row['runs']):5d}{row['median']:9.2f}"
+                     f"{100 * row['spread']:7.1f}% ±{100 * row['within']:4.1f}%  {figures}  "
+                     f"{row['cpu'] or 'CPU unknown'}")
     if not rows:
         lines.append("no photonqd bench reports")
     if skipped:
